@@ -1,0 +1,105 @@
+/** The broker's own failures: each knows its HTTP status and a stable code. */
+export class BrokerError extends Error {
+  readonly status: number = 500
+  readonly code: string = 'internal'
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options)
+    this.name = 'BrokerError'
+  }
+}
+
+export class BadRequestError extends BrokerError {
+  override readonly status = 400
+  override readonly code = 'bad_request'
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options)
+    this.name = 'BadRequestError'
+  }
+}
+
+export class UnauthorizedError extends BrokerError {
+  override readonly status = 401
+  override readonly code = 'unauthorized'
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options)
+    this.name = 'UnauthorizedError'
+  }
+}
+
+export class ForbiddenError extends BrokerError {
+  override readonly status = 403
+  override readonly code = 'forbidden'
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options)
+    this.name = 'ForbiddenError'
+  }
+}
+
+export class NotFoundError extends BrokerError {
+  override readonly status = 404
+  override readonly code = 'not_found'
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options)
+    this.name = 'NotFoundError'
+  }
+}
+
+export class ConflictError extends BrokerError {
+  override readonly status = 409
+  override readonly code = 'conflict'
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options)
+    this.name = 'ConflictError'
+  }
+}
+
+/** A write from a worker whose epoch was superseded by a newer bridge (protocol §9). */
+export class StaleEpochError extends BrokerError {
+  override readonly status = 409
+  override readonly code = 'stale_epoch'
+  constructor(got: number, current: number) {
+    super(`worker_epoch ${got} is stale (current ${current})`)
+    this.name = 'StaleEpochError'
+  }
+}
+
+export class PayloadTooLargeError extends BrokerError {
+  override readonly status = 413
+  override readonly code = 'too_large'
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options)
+    this.name = 'PayloadTooLargeError'
+  }
+}
+
+export class QueueFullError extends BrokerError {
+  override readonly status = 429
+  override readonly code = 'queue_full'
+  constructor(
+    message: string,
+    readonly retryAfterSeconds: number,
+  ) {
+    super(message)
+    this.name = 'QueueFullError'
+  }
+}
+
+/** A path given by a worker or a caller that would leave its root directory. */
+export class PathEscapeError extends BrokerError {
+  override readonly status = 400
+  override readonly code = 'path_escape'
+  constructor(message: string) {
+    super(message)
+    this.name = 'PathEscapeError'
+  }
+}
+
+/** A remote service the broker depends on (executor registry, IM bridge, store) failed. */
+export class UpstreamError extends BrokerError {
+  override readonly status = 502
+  override readonly code = 'upstream'
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options)
+    this.name = 'UpstreamError'
+  }
+}
