@@ -1,0 +1,103 @@
+import { swagger } from '@elysiajs/swagger'
+import { Elysia, t } from 'elysia'
+import { errors as joseErrors } from 'jose'
+import { BrokerError, QueueFullError } from '../errors.ts'
+import type { Logger } from '../log.ts'
+
+const joseMessages: Record<string, string> = {
+  ERR_JWT_EXPIRED: 'worker token expired',
+  ERR_JWS_SIGNATURE_VERIFICATION_FAILED: 'worker token signature is invalid',
+  ERR_JWT_CLAIM_VALIDATION_FAILED: 'worker token lacks a required claim',
+  ERR_JOSE_ALG_NOT_ALLOWED: 'worker token must be signed with HS256',
+}
+
+function validationMessage(error: unknown): string {
+  const all = (error as { all?: { path?: string; summary?: string; message?: string }[] }).all
+  const first = all?.[0]
+  if (!first) return 'request does not match the schema'
+  const path = first.path ? first.path.replace(/^\//, '').replaceAll('/', '.') : 'body'
+  return `${path || 'body'}: ${first.summary ?? first.message ?? 'invalid value'}`
+}
+
+/** Maps every failure to JSON `{error}` with the right status; nothing else reaches a client. */
+export const errorMapper = (log: Logger) =>
+  new Elysia({ name: 'cc-broker/error-mapper' }).onError(
+    { as: 'global' },
+    function mapError({ code, error, set, request }) {
+      const status = (s: number, message: string) => {
+        set.status = s
+        set.headers['content-type'] = 'application/json'
+        return { error: message }
+      }
+      if (error instanceof BrokerError) {
+        if (error instanceof QueueFullError)
+          set.headers['retry-after'] = String(error.retryAfterSeconds)
+        return status(error.status, error.message)
+      }
+      if (error instanceof joseErrors.JOSEError)
+        return status(401, joseMessages[error.code] ?? 'worker token is malformed')
+      switch (code) {
+        case 'VALIDATION':
+          return status(400, validationMessage(error))
+        case 'PARSE':
+          return status(400, 'request body is not valid JSON')
+        case 'NOT_FOUND':
+          return status(404, `no route ${request.method} ${new URL(request.url).pathname}`)
+        case 'INVALID_COOKIE_SIGNATURE':
+        case 'INVALID_FILE_TYPE':
+          return status(400, String((error as Error).message))
+      }
+      const httpStatus = (error as { status?: unknown }).status
+      if (typeof httpStatus === 'number' && httpStatus >= 400 && httpStatus < 500)
+        return status(httpStatus, String((error as Error).message ?? 'bad request'))
+      log.error('unhandled error', { err: error, path: new URL(request.url).pathname })
+      return status(500, 'internal error')
+    },
+  )
+
+/** Answers 413 from the declared length before any body is read. */
+export const bodyLimit = (maxBytes: number) =>
+  new Elysia({ name: 'cc-broker/body-limit' }).onRequest(function limitBody({ request, set }) {
+    const length = Number(request.headers.get('content-length') ?? 0)
+    if (length > maxBytes) {
+      set.status = 413
+      return Response.json(
+        { error: `request body of ${length} bytes exceeds the limit of ${maxBytes}` },
+        { status: 413 },
+      )
+    }
+  })
+
+export const healthRoutes = (check: () => Promise<void>) =>
+  new Elysia().get(
+    '/healthz',
+    async () => {
+      await check()
+      return { status: 'ok' as const }
+    },
+    {
+      detail: { summary: 'Liveness and database check', tags: ['health'] },
+      response: { 200: t.Object({ status: t.Literal('ok') }) },
+    },
+  )
+
+export const docs = () =>
+  swagger({
+    path: '/docs',
+    documentation: {
+      info: {
+        title: 'cc-broker',
+        version: '0.1.0',
+        description:
+          'Runs Claude Code as a headless worker per turn, with a durable event log. ' +
+          'External routes take `Authorization: Bearer <api key>` when keys are configured; ' +
+          'worker routes take the worker JWT from POST /v1/sessions/{id}/bridge.',
+      },
+      components: {
+        securitySchemes: {
+          apiKey: { type: 'http', scheme: 'bearer' },
+          workerToken: { type: 'http', scheme: 'bearer', bearerFormat: 'JWT' },
+        },
+      },
+    },
+  })

@@ -1,0 +1,96 @@
+import { Elysia, t } from 'elysia'
+import { apiKeyGuard } from '../auth/api-key.ts'
+import { cursorFrom } from '../events/sse.ts'
+import type { SessionEvents } from '../sessions/client-events.ts'
+import { errors } from './errors-schema.ts'
+
+const Payload = t.Object(
+  { type: t.String({ minLength: 1 }), uuid: t.Optional(t.String({ minLength: 1 })) },
+  { additionalProperties: true, description: 'A client event of protocol doc §4' },
+)
+
+const Event = t.Object({
+  event_id: t.String(),
+  sequence_num: t.Integer(),
+  event_type: t.String(),
+  source: t.String(),
+  epoch: t.Integer(),
+  turn_id: t.Union([t.String(), t.Null()]),
+  ephemeral: t.Boolean(),
+  payload: t.Record(t.String(), t.Unknown()),
+  created_at: t.String(),
+})
+
+export const sessionEventsRoutes = (deps: {
+  sessionEvents: SessionEvents
+  apiKeys: readonly string[]
+}) =>
+  new Elysia({ prefix: '/v1/sessions/:id/events' })
+    .use(apiKeyGuard(deps.apiKeys))
+    .post(
+      '/',
+      async ({ params, body }) => ({
+        events: await deps.sessionEvents.append(
+          params.id,
+          body.events.map((e) => e.payload),
+        ),
+      }),
+      {
+        body: t.Object({
+          events: t.Array(t.Object({ payload: Payload }), { minItems: 1, maxItems: 100 }),
+        }),
+        response: {
+          200: t.Object({
+            events: t.Array(
+              t.Object({
+                event_id: t.String(),
+                sequence_num: t.Union([t.Integer(), t.Null()]),
+                duplicate: t.Boolean({ description: 'Already in the log; not stored again' }),
+              }),
+            ),
+          }),
+          ...errors(400, 401, 404, 413),
+        },
+        detail: {
+          summary: 'Append client events (user messages, control requests and responses, …)',
+          tags: ['events'],
+        },
+      },
+    )
+    .get(
+      '/',
+      ({ params, query }) =>
+        deps.sessionEvents.page(params.id, query.since ?? 0, query.limit ?? 100),
+      {
+        query: t.Object({
+          since: t.Optional(t.Integer({ minimum: 0, description: 'Events after this sequence_num' })),
+          limit: t.Optional(t.Integer({ minimum: 1, maximum: 1000 })),
+        }),
+        response: {
+          200: t.Object({ data: t.Array(Event), has_more: t.Boolean(), next_since: t.Integer() }),
+          ...errors(400, 401, 404),
+        },
+        detail: { summary: 'Page through a session’s events', tags: ['events'] },
+      },
+    )
+    .get(
+      '/stream',
+      ({ params, query, headers, request, server }) => {
+        server?.timeout(request, 0)
+        const since = cursorFrom(headers['last-event-id'], query.since) ?? 0
+        return deps.sessionEvents.stream(params.id, since, request.signal)
+      },
+      {
+        query: t.Object({ since: t.Optional(t.Integer({ minimum: 0 })) }),
+        detail: {
+          summary: 'Follow a session: replay after Last-Event-ID or ?since=, then live (SSE)',
+          description:
+            'Each frame: `id: <sequence_num>` and `data: <event JSON>`; `: keepalive` comments ' +
+            'on idle streams. A listener that falls too far behind is disconnected; reconnect ' +
+            'with Last-Event-ID.',
+          tags: ['events'],
+          responses: { 200: { description: 'text/event-stream' } },
+        },
+        response: errors(400, 401, 404),
+      },
+    )

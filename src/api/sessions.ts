@@ -1,0 +1,132 @@
+import { Elysia, t } from 'elysia'
+import { apiKeyGuard } from '../auth/api-key.ts'
+import type { SessionRow } from '../db/schema.ts'
+import type { SessionService } from '../sessions/service.ts'
+import { errors } from './errors-schema.ts'
+
+export const WORKSPACE_ID = t.String({
+  pattern: '^(?!\\.{1,2}$)[A-Za-z0-9._-]{1,128}$',
+  description: 'Workspace id: letters, digits, dot, dash, underscore (1-128)',
+})
+
+const Session = t.Object({
+  id: t.String(),
+  workspace_id: t.String(),
+  title: t.String(),
+  status: t.String(),
+  epoch: t.Integer(),
+  external_id: t.Union([t.String(), t.Null()]),
+  source: t.String(),
+  tags: t.Array(t.String()),
+  claude_session_id: t.String({ description: 'Claude Code session UUID (--session-id/--resume)' }),
+  archived: t.Boolean(),
+  created_at: t.String(),
+  updated_at: t.String(),
+})
+
+const CreateSession = t.Object({
+  workspace_id: WORKSPACE_ID,
+  title: t.Optional(t.String({ maxLength: 500 })),
+  external_id: t.Optional(t.String({ minLength: 1, maxLength: 500 })),
+  source: t.Optional(t.String({ minLength: 1, maxLength: 100 })),
+  tags: t.Optional(t.Array(t.String({ maxLength: 100 }), { maxItems: 50 })),
+})
+
+export const sessionJson = (s: SessionRow): typeof Session.static => ({
+  id: s.id,
+  workspace_id: s.workspaceId,
+  title: s.title,
+  status: s.status,
+  epoch: s.epoch,
+  external_id: s.externalId,
+  source: s.source,
+  tags: s.tags,
+  claude_session_id: s.claudeSessionId,
+  archived: s.archived,
+  created_at: s.createdAt.toISOString(),
+  updated_at: s.updatedAt.toISOString(),
+})
+
+export const sessionsRoutes = (deps: { sessions: SessionService; apiKeys: readonly string[] }) =>
+  new Elysia({ prefix: '/v1/sessions' })
+    .use(apiKeyGuard(deps.apiKeys))
+    .post(
+      '/',
+      async ({ body, set }) => {
+        const { session, created } = await deps.sessions.create({
+          workspaceId: body.workspace_id,
+          title: body.title,
+          externalId: body.external_id,
+          source: body.source,
+          tags: body.tags,
+        })
+        set.status = created ? 201 : 200
+        return { session: sessionJson(session) }
+      },
+      {
+        body: CreateSession,
+        response: { 200: t.Object({ session: Session }), 201: t.Object({ session: Session }), ...errors(400, 401) },
+        detail: {
+          summary: 'Create a session (an existing external_id in the workspace answers that session)',
+          tags: ['sessions'],
+        },
+      },
+    )
+    .get(
+      '/',
+      async ({ query }) => {
+        const page = await deps.sessions.list({
+          workspaceId: query.workspace_id,
+          cursor: query.cursor,
+          limit: query.limit ?? 50,
+        })
+        return { data: page.data.map(sessionJson), next_cursor: page.nextCursor }
+      },
+      {
+        query: t.Object({
+          workspace_id: t.Optional(WORKSPACE_ID),
+          cursor: t.Optional(t.String({ description: 'next_cursor of the previous page' })),
+          limit: t.Optional(t.Integer({ minimum: 1, maximum: 500 })),
+        }),
+        response: {
+          200: t.Object({ data: t.Array(Session), next_cursor: t.Union([t.String(), t.Null()]) }),
+          ...errors(400, 401),
+        },
+        detail: { summary: 'List sessions, newest first', tags: ['sessions'] },
+      },
+    )
+    .get(
+      '/:id',
+      async ({ params }) => ({ session: sessionJson(await deps.sessions.get(params.id)) }),
+      {
+        response: { 200: t.Object({ session: Session }), ...errors(401, 404) },
+        detail: { summary: 'Get a session', tags: ['sessions'] },
+      },
+    )
+    .post(
+      '/:id/bridge',
+      async ({ params }) => {
+        const b = await deps.sessions.bridge(params.id)
+        return {
+          worker_jwt: b.workerJwt,
+          api_base_url: b.apiBaseUrl,
+          expires_in: b.expiresIn,
+          worker_epoch: b.workerEpoch,
+        }
+      },
+      {
+        response: {
+          200: t.Object({
+            worker_jwt: t.String(),
+            api_base_url: t.String({ description: 'The --sdk-url for the worker' }),
+            expires_in: t.Integer({ description: 'Seconds until the token expires' }),
+            worker_epoch: t.Integer(),
+          }),
+          ...errors(401, 404),
+        },
+        detail: {
+          summary: 'Start a new worker generation: bump the epoch, register it, issue its token',
+          tags: ['sessions'],
+        },
+      },
+    )

@@ -1,0 +1,168 @@
+import { Elysia, t } from 'elysia'
+import { workerGuard } from '../auth/worker-guard.ts'
+import { cursorFrom } from '../events/sse.ts'
+import type { WorkerIngress } from '../sessions/worker-ingress.ts'
+import { errors } from './errors-schema.ts'
+
+const Epoch = t.Integer({ minimum: 0, description: 'The worker epoch (CLAUDE_CODE_WORKER_EPOCH)' })
+const Obj = t.Record(t.String(), t.Unknown())
+const Payload = t.Object({ type: t.String({ minLength: 1 }) }, { additionalProperties: true })
+const Ok = t.Object({})
+const writeErrors = errors(400, 401, 403, 404, 409, 413)
+const tags = ['worker']
+
+/** The eight CCR v2 worker endpoints (protocol doc §2), guarded by the worker JWT. */
+export const workerRoutes = (deps: { ingress: WorkerIngress; tokenKey: Uint8Array }) =>
+  new Elysia({ prefix: '/v1/sessions/:id/worker' })
+    .use(workerGuard(deps.tokenKey))
+    .get('/', async ({ worker }) => ({ worker: await deps.ingress.getWorker(worker) }), {
+      response: { 200: t.Object({ worker: Obj }), ...errors(401, 403, 404, 409) },
+      detail: { summary: 'Worker state (restores model and permission mode on resume)', tags },
+    })
+    .put(
+      '/',
+      async ({ worker, body }) => {
+        await deps.ingress.putWorker(worker, body.worker_epoch, {
+          state: body.worker_status,
+          externalMetadata: body.external_metadata,
+          requiresActionDetails: body.requires_action_details,
+        })
+        return {}
+      },
+      {
+        body: t.Object({
+          worker_epoch: Epoch,
+          worker_status: t.Optional(t.String({ minLength: 1, maxLength: 64 })),
+          external_metadata: t.Optional(Obj),
+          requires_action_details: t.Optional(t.Union([Obj, t.Null()])),
+        }),
+        response: { 200: Ok, ...writeErrors },
+        detail: { summary: 'Patch worker state; external_metadata merges key by key', tags },
+      },
+    )
+    .get(
+      '/events/stream',
+      ({ worker, query, headers, request, server }) => {
+        server?.timeout(request, 0)
+        const cursor = cursorFrom(query.from_sequence_num, headers['last-event-id'])
+        return deps.ingress.stream(worker, cursor, request.signal)
+      },
+      {
+        query: t.Object({ from_sequence_num: t.Optional(t.Integer({ minimum: 0 })) }),
+        response: errors(400, 401, 403, 404, 409),
+        detail: {
+          summary: 'Client events for the worker (SSE, `event: client_event`, `id: <seq>`)',
+          description:
+            'Replays after from_sequence_num / Last-Event-ID; a worker with no cursor gets what ' +
+            'no earlier worker consumed. Keepalive comments every 15 s.',
+          tags,
+          responses: { 200: { description: 'text/event-stream' } },
+        },
+      },
+    )
+    .post(
+      '/events',
+      async ({ worker, body }) => {
+        await deps.ingress.postEvents(worker, body.worker_epoch, body.events)
+        return {}
+      },
+      {
+        body: t.Object({
+          worker_epoch: Epoch,
+          events: t.Array(t.Object({ payload: Payload, ephemeral: t.Optional(t.Boolean()) }), {
+            maxItems: 100,
+          }),
+        }),
+        response: { 200: Ok, ...writeErrors },
+        detail: {
+          summary: 'Append worker events (≤100); committed before 200, duplicates by uuid dropped',
+          tags,
+        },
+      },
+    )
+    .post(
+      '/events/delivery',
+      async ({ worker, body }) => {
+        await deps.ingress.postDelivery(
+          worker,
+          body.worker_epoch,
+          body.updates.map((u) => ({ eventId: u.event_id, status: u.status })),
+        )
+        return {}
+      },
+      {
+        body: t.Object({
+          worker_epoch: Epoch,
+          updates: t.Array(
+            t.Object({
+              event_id: t.String({ minLength: 1 }),
+              status: t.UnionEnum(['received', 'processing', 'processed']),
+            }),
+            { maxItems: 1000 },
+          ),
+        }),
+        response: { 200: Ok, ...writeErrors },
+        detail: { summary: 'Delivery reports of client events (§12)', tags },
+      },
+    )
+    .post(
+      '/heartbeat',
+      async ({ worker, body }) => {
+        await deps.ingress.heartbeat(worker, body.worker_epoch)
+        return {}
+      },
+      {
+        body: t.Object({ worker_epoch: Epoch, session_id: t.Optional(t.String()) }),
+        response: { 200: Ok, ...writeErrors },
+        detail: { summary: 'Worker liveness (every 20 s)', tags },
+      },
+    )
+    .post(
+      '/internal-events',
+      async ({ worker, body }) => {
+        await deps.ingress.postInternalEvents(
+          worker,
+          body.worker_epoch,
+          body.events.map((e) => ({
+            payload: e.payload,
+            isCompaction: e.is_compaction,
+            agentId: e.agent_id,
+          })),
+        )
+        return {}
+      },
+      {
+        body: t.Object({
+          worker_epoch: Epoch,
+          events: t.Array(
+            t.Object({
+              payload: Obj,
+              is_compaction: t.Optional(t.Boolean()),
+              agent_id: t.Optional(t.Union([t.String(), t.Null()])),
+            }),
+            { maxItems: 1000 },
+          ),
+        }),
+        response: { 200: Ok, ...writeErrors },
+        detail: { summary: 'Transcript entries, kept for --resume (§8)', tags },
+      },
+    )
+    .get(
+      '/internal-events',
+      ({ worker, query }) =>
+        deps.ingress.listInternalEvents(worker, query.subagents ?? false, Number(query.cursor ?? 0)),
+      {
+        query: t.Object({
+          subagents: t.Optional(t.BooleanString()),
+          cursor: t.Optional(t.String({ pattern: '^[0-9]{1,18}$' })),
+        }),
+        response: {
+          200: t.Object({
+            data: t.Array(Obj),
+            next_cursor: t.Union([t.String(), t.Null()]),
+          }),
+          ...errors(400, 401, 403),
+        },
+        detail: { summary: 'Transcript entries for --resume, paged', tags },
+      },
+    )

@@ -1,0 +1,109 @@
+import { isAbsolute, resolve } from 'node:path'
+import type { LogLevel } from './log.ts'
+
+/** Everything the broker reads from its environment, validated once at start. */
+export interface Config {
+  /** CCBROKER_PORT, default 8085; 0 picks a free port (tests). */
+  port: number
+  /** CCBROKER_HOST, the bind address, default 127.0.0.1. */
+  host: string
+  /** CCBROKER_PUBLIC_URL: how workers reach the broker; default http://<host>:<port>. */
+  publicUrl: string | null
+  /** CCBROKER_DATABASE_URL: Postgres; absent → embedded PGlite under the data directory. */
+  databaseUrl: string | null
+  /** CCBROKER_DATA_DIR, default ./data (absolute after loading). */
+  dataDir: string
+  /** CCBROKER_JWT_SECRET (≥ 32 bytes); null → generated once in the data directory (PGlite only). */
+  jwtSecret: string | null
+  /** CCBROKER_WORKER_TOKEN_TTL_SECONDS, default 86400: lifetime of a worker JWT. */
+  workerTokenTtlSeconds: number
+  /** CCBROKER_LOG_LEVEL: debug | info | warn | error | silent, default info. */
+  logLevel: LogLevel
+  /** CCBROKER_API_KEYS: comma-separated; empty → the external API is open. */
+  apiKeys: readonly string[]
+  /** CCBROKER_MAX_BODY_BYTES, default 16 MiB: larger request bodies get 413. */
+  maxBodyBytes: number
+  /** CCBROKER_SSE_BUFFER: events a slow listener may lag behind before it is cut off (default 1024). */
+  sseBufferEvents: number
+  /** CCBROKER_SSE_KEEPALIVE_MS, default 15000: comment frames on idle streams. */
+  sseKeepaliveMs: number
+}
+
+export class ConfigError extends Error {
+  constructor(
+    readonly variable: string,
+    message: string,
+  ) {
+    super(`${variable}: ${message}`)
+    this.name = 'ConfigError'
+  }
+}
+
+type Env = Record<string, string | undefined>
+
+const levels: readonly LogLevel[] = ['debug', 'info', 'warn', 'error', 'silent']
+
+function str(env: Env, name: string): string | null {
+  const v = env[name]?.trim()
+  return v ? v : null
+}
+
+function int(env: Env, name: string, fallback: number, min: number, max: number): number {
+  const raw = str(env, name)
+  if (raw === null) return fallback
+  if (!/^\d+$/.test(raw)) throw new ConfigError(name, `expected a whole number, got "${raw}"`)
+  const n = Number(raw)
+  if (n < min || n > max) throw new ConfigError(name, `expected ${min}..${max}, got ${n}`)
+  return n
+}
+
+function url(env: Env, name: string, protocols: readonly string[]): string | null {
+  const raw = str(env, name)
+  if (raw === null) return null
+  let parsed: URL
+  try {
+    parsed = new URL(raw)
+  } catch {
+    throw new ConfigError(name, 'expected a URL')
+  }
+  if (!protocols.includes(parsed.protocol))
+    throw new ConfigError(name, `expected a ${protocols.join(' or ')} URL, got ${parsed.protocol}`)
+  return raw.replace(/\/+$/, '')
+}
+
+export function loadConfig(env: Env, cwd: string = process.cwd()): Readonly<Config> {
+  const databaseUrl = url(env, 'CCBROKER_DATABASE_URL', ['postgres:', 'postgresql:'])
+  const jwtSecret = str(env, 'CCBROKER_JWT_SECRET')
+  if (jwtSecret !== null && Buffer.byteLength(jwtSecret) < 32)
+    throw new ConfigError('CCBROKER_JWT_SECRET', 'must be at least 32 bytes')
+  if (jwtSecret === null && databaseUrl !== null)
+    throw new ConfigError(
+      'CCBROKER_JWT_SECRET',
+      'required with CCBROKER_DATABASE_URL: every replica must sign worker tokens with the same secret',
+    )
+  const logLevel = (str(env, 'CCBROKER_LOG_LEVEL') ?? 'info') as LogLevel
+  if (!levels.includes(logLevel))
+    throw new ConfigError('CCBROKER_LOG_LEVEL', `expected one of ${levels.join(', ')}`)
+  const dataDir = str(env, 'CCBROKER_DATA_DIR') ?? './data'
+  const apiKeys = (str(env, 'CCBROKER_API_KEYS') ?? '')
+    .split(',')
+    .map((k) => k.trim())
+    .filter(Boolean)
+  for (const key of apiKeys)
+    if (key.length < 16)
+      throw new ConfigError('CCBROKER_API_KEYS', 'every key must be at least 16 characters')
+  return Object.freeze({
+    port: int(env, 'CCBROKER_PORT', 8085, 0, 65535),
+    host: str(env, 'CCBROKER_HOST') ?? '127.0.0.1',
+    publicUrl: url(env, 'CCBROKER_PUBLIC_URL', ['http:', 'https:']),
+    databaseUrl,
+    dataDir: isAbsolute(dataDir) ? dataDir : resolve(cwd, dataDir),
+    jwtSecret,
+    workerTokenTtlSeconds: int(env, 'CCBROKER_WORKER_TOKEN_TTL_SECONDS', 86_400, 60, 30 * 86_400),
+    logLevel,
+    apiKeys: Object.freeze(apiKeys),
+    maxBodyBytes: int(env, 'CCBROKER_MAX_BODY_BYTES', 16 * 1024 * 1024, 1024, 1024 ** 3),
+    sseBufferEvents: int(env, 'CCBROKER_SSE_BUFFER', 1024, 1, 1_000_000),
+    sseKeepaliveMs: int(env, 'CCBROKER_SSE_KEEPALIVE_MS', 15_000, 100, 3_600_000),
+  })
+}

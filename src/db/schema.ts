@@ -1,0 +1,115 @@
+import {
+  bigserial,
+  boolean,
+  index,
+  integer,
+  jsonb,
+  pgTable,
+  primaryKey,
+  text,
+  timestamp,
+  uniqueIndex,
+  uuid,
+} from 'drizzle-orm/pg-core'
+
+const createdAt = () => timestamp('created_at', { withTimezone: true }).notNull().defaultNow()
+
+export const sessions = pgTable(
+  'sessions',
+  {
+    id: text('id').primaryKey(),
+    workspaceId: text('workspace_id').notNull(),
+    title: text('title').notNull().default(''),
+    status: text('status').notNull().default('idle'),
+    epoch: integer('epoch').notNull().default(0),
+    externalId: text('external_id'),
+    source: text('source').notNull().default('api'),
+    tags: jsonb('tags').$type<string[]>().notNull().default([]),
+    // Claude Code's own session UUID: `--session-id` on the first turn, `--resume` after.
+    claudeSessionId: uuid('claude_session_id').notNull().defaultRandom(),
+    archived: boolean('archived').notNull().default(false),
+    createdAt: createdAt(),
+    updatedAt: timestamp('updated_at', { withTimezone: true }).notNull().defaultNow(),
+  },
+  (t) => [
+    index('sessions_workspace_id_created_at_idx').on(t.workspaceId, t.createdAt),
+    // A caller's own id for a session (an IM thread, a ticket) maps to one session per workspace.
+    uniqueIndex('sessions_workspace_id_external_id_key').on(t.workspaceId, t.externalId),
+  ],
+)
+
+export const sessionEvents = pgTable(
+  'session_events',
+  {
+    seq: bigserial('seq', { mode: 'number' }).primaryKey(),
+    sessionId: text('session_id')
+      .notNull()
+      .references(() => sessions.id, { onDelete: 'cascade' }),
+    eventId: text('event_id').notNull(),
+    eventType: text('event_type').notNull(),
+    source: text('source').notNull(),
+    epoch: integer('epoch').notNull().default(0),
+    payload: jsonb('payload').$type<Record<string, unknown>>().notNull(),
+    ephemeral: boolean('ephemeral').notNull().default(false),
+    turnId: text('turn_id'),
+    createdAt: createdAt(),
+  },
+  (t) => [
+    // Duplicate batches (a worker retrying after a lost 200) must be stored once.
+    uniqueIndex('session_events_session_id_event_id_key').on(t.sessionId, t.eventId),
+    index('session_events_session_id_seq_idx').on(t.sessionId, t.seq),
+  ],
+)
+
+export const eventDeliveries = pgTable(
+  'event_deliveries',
+  {
+    sessionId: text('session_id')
+      .notNull()
+      .references(() => sessions.id, { onDelete: 'cascade' }),
+    eventId: text('event_id').notNull(),
+    status: text('status').notNull(),
+    epoch: integer('epoch').notNull(),
+    updatedAt: timestamp('updated_at', { withTimezone: true }).notNull().defaultNow(),
+  },
+  (t) => [primaryKey({ name: 'event_deliveries_pkey', columns: [t.sessionId, t.eventId] })],
+)
+
+export const sessionWorkers = pgTable(
+  'session_workers',
+  {
+    sessionId: text('session_id')
+      .notNull()
+      .references(() => sessions.id, { onDelete: 'cascade' }),
+    epoch: integer('epoch').notNull(),
+    state: text('state').notNull().default('starting'),
+    externalMetadata: jsonb('external_metadata').$type<Record<string, unknown>>().notNull().default({}),
+    requiresActionDetails: jsonb('requires_action_details').$type<Record<string, unknown> | null>(),
+    lastHeartbeatAt: timestamp('last_heartbeat_at', { withTimezone: true }),
+    registeredAt: timestamp('registered_at', { withTimezone: true }).notNull().defaultNow(),
+    updatedAt: timestamp('updated_at', { withTimezone: true }).notNull().defaultNow(),
+  },
+  (t) => [primaryKey({ name: 'session_workers_pkey', columns: [t.sessionId, t.epoch] })],
+)
+
+export const internalEvents = pgTable(
+  'internal_events',
+  {
+    id: bigserial('id', { mode: 'number' }).primaryKey(),
+    sessionId: text('session_id')
+      .notNull()
+      .references(() => sessions.id, { onDelete: 'cascade' }),
+    eventType: text('event_type').notNull(),
+    payload: jsonb('payload').$type<Record<string, unknown>>().notNull(),
+    isCompaction: boolean('is_compaction').notNull().default(false),
+    agentId: text('agent_id'),
+    epoch: integer('epoch').notNull().default(0),
+    createdAt: createdAt(),
+  },
+  (t) => [index('internal_events_session_id_id_idx').on(t.sessionId, t.id)],
+)
+
+export type SessionRow = typeof sessions.$inferSelect
+export type SessionEventRow = typeof sessionEvents.$inferSelect
+export type SessionWorkerRow = typeof sessionWorkers.$inferSelect
+export type InternalEventRow = typeof internalEvents.$inferSelect

@@ -1,0 +1,114 @@
+import { sql } from 'drizzle-orm'
+import type { Database, Db } from '../db/open.ts'
+import {
+  insertEvents,
+  listEventsSince,
+  maxEventSeq,
+  type EventFilter,
+  type NewSessionEvent,
+} from '../db/repos/events.ts'
+import { lockSession } from '../db/repos/sessions.ts'
+import { NotFoundError, StaleEpochError } from '../errors.ts'
+import type { Bus, EventRow } from './bus.ts'
+import type { Dedup } from './dedup.ts'
+
+export const NOTIFY_CHANNEL = 'cc_broker_events'
+
+export type EventSource = 'client' | 'worker' | 'broker'
+
+export interface AppendItem {
+  payload: Record<string, unknown>
+  ephemeral?: boolean
+}
+
+export interface AppendOptions {
+  source: EventSource
+  /** Worker writes: the batch's `worker_epoch`; it must be the session's current epoch. */
+  epoch?: number
+  turnId?: string | null
+}
+
+export interface AppendResult {
+  /** Rows stored by this call, in seq order. */
+  inserted: EventRow[]
+  /** Event ids that were already in the log (a retried batch); not stored again. */
+  duplicates: string[]
+}
+
+/** The event id of a payload: its `uuid` (protocol §12), given one when it has none. */
+export function ensureUuid(payload: Record<string, unknown>): string {
+  if (typeof payload.uuid !== 'string' || payload.uuid.length === 0)
+    payload.uuid = crypto.randomUUID()
+  return payload.uuid as string
+}
+
+export function eventTypeOf(payload: Record<string, unknown>): string {
+  return typeof payload.type === 'string' && payload.type ? payload.type : 'unknown'
+}
+
+/**
+ * The session event log: append (epoch fence, dedup, seq, commit, then publish) and reads.
+ * Appends to one session serialize on the session row, so seqs are committed in order.
+ */
+export function createEventLog(deps: { database: Database; bus: Bus; dedup: Dedup }) {
+  const { database, bus, dedup } = deps
+  const db = database.db
+
+  async function append(
+    sessionId: string,
+    items: AppendItem[],
+    opts: AppendOptions,
+  ): Promise<AppendResult> {
+    const duplicates: string[] = []
+    const fresh: NewSessionEvent[] = []
+    const seen = new Set<string>()
+    for (const item of items) {
+      const eventId = ensureUuid(item.payload)
+      if (seen.has(eventId) || dedup.has(sessionId, eventId)) {
+        duplicates.push(eventId)
+        continue
+      }
+      seen.add(eventId)
+      fresh.push({
+        sessionId,
+        eventId,
+        eventType: eventTypeOf(item.payload),
+        source: opts.source,
+        epoch: opts.epoch ?? 0,
+        payload: item.payload,
+        ephemeral: item.ephemeral === true,
+        turnId: opts.turnId ?? null,
+      })
+    }
+    const { inserted, prevSeq } = await db.transaction(async (tx) => {
+      const t = tx as unknown as Db
+      const session = await lockSession(t, sessionId)
+      if (!session) throw new NotFoundError(`session ${sessionId} not found`)
+      if (opts.epoch !== undefined && opts.epoch !== session.epoch)
+        throw new StaleEpochError(opts.epoch, session.epoch)
+      if (fresh.length === 0) return { inserted: [] as EventRow[], prevSeq: 0 }
+      const prevSeq = await maxEventSeq(t, sessionId)
+      const inserted = await insertEvents(t, fresh)
+      const last = inserted.at(-1)
+      if (last && database.driver === 'postgres')
+        await t.execute(
+          sql`select pg_notify(${NOTIFY_CHANNEL}, ${JSON.stringify({ s: sessionId, l: last.seq })})`,
+        )
+      return { inserted, prevSeq }
+    })
+    const insertedIds = new Set(inserted.map((r) => r.eventId))
+    for (const row of fresh) if (!insertedIds.has(row.eventId)) duplicates.push(row.eventId)
+    dedup.add(sessionId, [...seen])
+    bus.publish(sessionId, prevSeq, inserted)
+    return { inserted, duplicates }
+  }
+
+  return {
+    append,
+    since: (sessionId: string, since: number, limit: number, filter?: EventFilter) =>
+      listEventsSince(db, sessionId, since, limit, filter),
+    maxSeq: (sessionId: string) => maxEventSeq(db, sessionId),
+  }
+}
+
+export type EventLog = ReturnType<typeof createEventLog>

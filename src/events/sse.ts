@@ -1,0 +1,128 @@
+import type { Bus, EventRow, Subscriber } from './bus.ts'
+
+export interface SseStreamOptions {
+  bus: Bus
+  sessionId: string
+  /** Live events pass this filter (replay must apply the same one). */
+  filter?: (e: EventRow) => boolean
+  /** A page of stored events after `afterSeq`, in seq order; a short page ends the replay. */
+  replay: (afterSeq: number) => Promise<EventRow[]>
+  replayPageSize: number
+  /** The listener's cursor: events with seq ≤ this are not sent. */
+  afterSeq: number
+  /** The whole SSE frame of one event, LF line endings, ending in a blank line. */
+  frame: (e: EventRow) => string
+  /** The stream closes after sending an event for which this is true. */
+  isLast?: (e: EventRow) => boolean
+  /** Called once at the start, before the replay; its text (if any) is sent first. */
+  preamble?: string
+  keepaliveMs: number
+  signal: AbortSignal
+  onClose?: (reason: string) => void
+}
+
+const encoder = new TextEncoder()
+
+/**
+ * Replay-then-live SSE as a pull-based stream: it subscribes first, then replays from the
+ * database, then forwards live events, skipping any seq already sent — so nothing is lost
+ * between the two and nothing is sent twice. Written by hand rather than with Elysia's `sse()`
+ * because the protocol needs comment frames (keepalive) and exact LF framing (protocol §3.1).
+ */
+export function sseResponse(opts: SseStreamOptions): Response {
+  let sub: Subscriber | null = null
+  let last = opts.afterSeq
+  // replay (not yet subscribed, so a long history cannot overflow the live queue) → subscribe →
+  // catch up what was committed meanwhile → live.
+  let phase: 'replay' | 'catchup' | 'live' = 'replay'
+  let done = false
+  const finish = (controller: ReadableStreamDefaultController<Uint8Array>, reason: string) => {
+    if (done) return
+    done = true
+    sub?.close()
+    opts.onClose?.(reason)
+    try {
+      controller.close()
+    } catch {
+      // Already closed by the client.
+    }
+  }
+  const stream = new ReadableStream<Uint8Array>(
+    {
+      start(controller) {
+        // Bun sends no headers until the first chunk (bun-stack.md §2): send one at once.
+        controller.enqueue(encoder.encode(opts.preamble ?? ': connected\n\n'))
+        opts.signal.addEventListener('abort', () => finish(controller, 'aborted'), { once: true })
+      },
+      async pull(controller) {
+        // Each pull sends at least one chunk (or closes), looping past empty replay pages.
+        while (!done) {
+          if (phase !== 'live' || !sub) {
+            const rows = await opts.replay(last)
+            let chunk = ''
+            let ended = false
+            for (const row of rows) {
+              if (row.seq <= last) continue
+              last = row.seq
+              chunk += opts.frame(row)
+              if (opts.isLast?.(row)) {
+                ended = true
+                break
+              }
+            }
+            if (chunk && !done) controller.enqueue(encoder.encode(chunk))
+            if (ended) return finish(controller, 'last')
+            if (rows.length < opts.replayPageSize) {
+              if (phase === 'replay') {
+                sub = opts.bus.subscribe(opts.sessionId, opts.filter)
+                phase = 'catchup'
+              } else phase = 'live'
+            }
+            if (chunk) return
+            continue
+          }
+          const next = await sub.next(opts.signal, opts.keepaliveMs)
+          if (done) return
+          if (next === null) return finish(controller, sub.closedReason ?? 'aborted')
+          if (next === 'idle') {
+            controller.enqueue(encoder.encode(': keepalive\n\n'))
+            return
+          }
+          if (next.seq <= last) continue
+          last = next.seq
+          controller.enqueue(encoder.encode(opts.frame(next)))
+          if (opts.isLast?.(next)) return finish(controller, 'last')
+          return
+        }
+      },
+      cancel() {
+        done = true
+        sub?.close()
+        opts.onClose?.('cancelled')
+      },
+    },
+    { highWaterMark: 1 },
+  )
+  return new Response(stream, {
+    headers: {
+      'content-type': 'text/event-stream',
+      'cache-control': 'no-cache',
+      'x-accel-buffering': 'no',
+    },
+  })
+}
+
+/** One SSE frame; JSON.stringify escapes newlines, so `data` is always a single line. */
+export const frameText = (event: string | null, id: number | null, data: unknown) =>
+  `${event ? `event: ${event}\n` : ''}${id === null ? '' : `id: ${id}\n`}data: ${JSON.stringify(data)}\n\n`
+
+/** A cursor from `Last-Event-ID` or a query parameter; the larger wins when both are given. */
+export function cursorFrom(...values: (string | number | null | undefined)[]): number | null {
+  let best: number | null = null
+  for (const v of values) {
+    if (v === null || v === undefined || v === '') continue
+    const n = typeof v === 'number' ? v : Number(v)
+    if (Number.isSafeInteger(n) && n >= 0) best = best === null ? n : Math.max(best, n)
+  }
+  return best
+}

@@ -1,0 +1,118 @@
+import type { Db } from '../db/open.ts'
+import {
+  bumpSessionEpoch,
+  findSessionByExternalId,
+  getSession,
+  insertSession,
+  listSessions,
+} from '../db/repos/sessions.ts'
+import { insertWorker } from '../db/repos/workers.ts'
+import type { SessionRow } from '../db/schema.ts'
+import { ConflictError, NotFoundError } from '../errors.ts'
+import { newSessionId } from '../ids.ts'
+import { signWorkerToken } from '../auth/worker-token.ts'
+
+export interface CreateSessionInput {
+  id?: string
+  workspaceId: string
+  title?: string
+  externalId?: string | null
+  source?: string
+  tags?: string[]
+}
+
+export interface BridgeResult {
+  workerJwt: string
+  apiBaseUrl: string
+  expiresIn: number
+  workerEpoch: number
+  session: SessionRow
+}
+
+export function createSessionService(deps: {
+  db: Db
+  tokenKey: Uint8Array
+  tokenTtlSeconds: number
+  publicUrl: () => string
+}) {
+  const { db } = deps
+
+  async function require(id: string): Promise<SessionRow> {
+    const session = await getSession(db, id)
+    if (!session) throw new NotFoundError(`session ${id} not found`)
+    return session
+  }
+
+  return {
+    get: require,
+    find: (id: string) => getSession(db, id),
+
+    /**
+     * Creates a session. With an `externalId` already used in the workspace, answers that
+     * session instead (created: false), so callers can map their own ids without a lookup.
+     */
+    async create(input: CreateSessionInput): Promise<{ session: SessionRow; created: boolean }> {
+      if (input.externalId) {
+        const existing = await findSessionByExternalId(db, input.workspaceId, input.externalId)
+        if (existing) return { session: existing, created: false }
+      }
+      const row = await insertSession(db, {
+        id: input.id ?? newSessionId(),
+        workspaceId: input.workspaceId,
+        title: input.title ?? '',
+        externalId: input.externalId ?? null,
+        source: input.source ?? 'api',
+        tags: input.tags ?? [],
+      })
+      if (row) return { session: row, created: true }
+      // Lost a race: the id or the external id was taken in between.
+      if (input.externalId) {
+        const existing = await findSessionByExternalId(db, input.workspaceId, input.externalId)
+        if (existing) return { session: existing, created: false }
+      }
+      const other = input.id ? await getSession(db, input.id) : null
+      if (other && other.workspaceId !== input.workspaceId)
+        throw new ConflictError(`session ${input.id} exists in another workspace`)
+      if (other) return { session: other, created: false }
+      throw new ConflictError('session could not be created; retry')
+    },
+
+    async list(opts: { workspaceId?: string; cursor?: string; limit: number }) {
+      const rows = await listSessions(db, {
+        workspaceId: opts.workspaceId,
+        before: opts.cursor,
+        limit: opts.limit + 1,
+      })
+      const page = rows.slice(0, opts.limit)
+      return { data: page, nextCursor: rows.length > opts.limit ? page.at(-1)!.id : null }
+    },
+
+    /**
+     * Starts a new worker generation: bumps the epoch (fencing every older worker with 409),
+     * registers the worker row and issues its token, atomically.
+     */
+    async bridge(id: string): Promise<BridgeResult> {
+      const { epoch, session } = await db.transaction(async (tx) => {
+        const t = tx as unknown as Db
+        const epoch = await bumpSessionEpoch(t, id)
+        if (epoch === null) throw new NotFoundError(`session ${id} not found`)
+        await insertWorker(t, id, epoch)
+        return { epoch, session: (await getSession(t, id))! }
+      })
+      const { token } = await signWorkerToken(
+        deps.tokenKey,
+        { sid: id, wid: session.workspaceId, epoch },
+        deps.tokenTtlSeconds,
+      )
+      return {
+        workerJwt: token,
+        apiBaseUrl: `${deps.publicUrl()}/v1/sessions/${id}`,
+        expiresIn: deps.tokenTtlSeconds,
+        workerEpoch: epoch,
+        session,
+      }
+    },
+  }
+}
+
+export type SessionService = ReturnType<typeof createSessionService>

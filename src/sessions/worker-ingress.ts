@@ -1,0 +1,154 @@
+import type { WorkerClaims } from '../auth/worker-token.ts'
+import type { Db } from '../db/open.ts'
+import { listEventsSince, listUnconsumedClientEvents, upsertDeliveries } from '../db/repos/events.ts'
+import { insertInternalEvents, listInternalEvents } from '../db/repos/internal-events.ts'
+import { lockSession } from '../db/repos/sessions.ts'
+import { getWorker, patchWorker, touchWorkerHeartbeat, type WorkerPatch } from '../db/repos/workers.ts'
+import { ConflictError, NotFoundError, StaleEpochError } from '../errors.ts'
+import type { Bus, EventRow } from '../events/bus.ts'
+import { eventTypeOf, type AppendItem, type EventLog } from '../events/log.ts'
+import { frameText, sseResponse } from '../events/sse.ts'
+
+const REPLAY_PAGE = 500
+const INTERNAL_PAGE = 1000
+
+/** The envelope of protocol §3.1: what Claude Code reads from each `client_event` frame. */
+export const clientEnvelope = (e: EventRow) => ({
+  event_id: e.eventId,
+  sequence_num: e.seq,
+  event_type: 'client_event',
+  source: e.source,
+  payload: e.payload,
+  created_at: e.createdAt.toISOString(),
+})
+
+const isClientEvent = (e: EventRow) => e.source === 'client'
+
+/** The broker side of the CCR v2 worker protocol (protocol doc §2), one method per endpoint. */
+export function createWorkerIngress(deps: {
+  db: Db
+  events: EventLog
+  bus: Bus
+  keepaliveMs: number
+  /** The turn a worker of this epoch runs, to tag its events (null outside turns). */
+  turnIdFor?: (sessionId: string, epoch: number) => string | null
+}) {
+  const { db } = deps
+
+  /** Runs `fn` while holding the session row, after checking the batch's epoch (§9). */
+  async function fenced<T>(claims: WorkerClaims, epoch: number, fn: (tx: Db) => Promise<T>) {
+    if (epoch !== claims.epoch)
+      throw new ConflictError(`worker_epoch ${epoch} does not match the token's epoch ${claims.epoch}`)
+    return db.transaction(async (tx) => {
+      const t = tx as unknown as Db
+      const session = await lockSession(t, claims.sid)
+      if (!session) throw new NotFoundError(`session ${claims.sid} not found`)
+      if (session.epoch !== epoch) throw new StaleEpochError(epoch, session.epoch)
+      return fn(t)
+    })
+  }
+
+  return {
+    async getWorker(claims: WorkerClaims) {
+      return fenced(claims, claims.epoch, async (tx) => {
+        const row = await getWorker(tx, claims.sid, claims.epoch)
+        if (!row) throw new NotFoundError(`no worker registered for epoch ${claims.epoch}`)
+        return {
+          session_id: row.sessionId,
+          worker_epoch: row.epoch,
+          worker_status: row.state,
+          external_metadata: row.externalMetadata,
+          requires_action_details: row.requiresActionDetails ?? null,
+          last_heartbeat_at: row.lastHeartbeatAt?.toISOString() ?? null,
+          registered_at: row.registeredAt.toISOString(),
+        }
+      })
+    },
+
+    async putWorker(claims: WorkerClaims, epoch: number, patch: WorkerPatch) {
+      await fenced(claims, epoch, (tx) => patchWorker(tx, claims.sid, epoch, patch))
+    },
+
+    async postEvents(claims: WorkerClaims, epoch: number, items: AppendItem[]) {
+      if (epoch !== claims.epoch)
+        throw new ConflictError(`worker_epoch ${epoch} does not match the token's epoch ${claims.epoch}`)
+      return deps.events.append(claims.sid, items, {
+        source: 'worker',
+        epoch,
+        turnId: deps.turnIdFor?.(claims.sid, epoch) ?? null,
+      })
+    },
+
+    async postDelivery(
+      claims: WorkerClaims,
+      epoch: number,
+      updates: { eventId: string; status: string }[],
+    ) {
+      await fenced(claims, epoch, (tx) => upsertDeliveries(tx, claims.sid, epoch, updates))
+    },
+
+    async heartbeat(claims: WorkerClaims, epoch: number) {
+      await fenced(claims, epoch, (tx) => touchWorkerHeartbeat(tx, claims.sid, epoch))
+    },
+
+    async postInternalEvents(
+      claims: WorkerClaims,
+      epoch: number,
+      items: { payload: Record<string, unknown>; isCompaction?: boolean; agentId?: string | null }[],
+    ) {
+      await fenced(claims, epoch, (tx) =>
+        insertInternalEvents(
+          tx,
+          items.map((i) => ({
+            sessionId: claims.sid,
+            eventType: eventTypeOf(i.payload),
+            payload: i.payload,
+            isCompaction: i.isCompaction === true,
+            agentId: i.agentId ?? null,
+            epoch,
+          })),
+        ),
+      )
+    },
+
+    async listInternalEvents(claims: WorkerClaims, subagents: boolean, cursor: number) {
+      const rows = await listInternalEvents(db, claims.sid, {
+        subagents,
+        afterId: cursor,
+        limit: INTERNAL_PAGE,
+      })
+      return {
+        data: rows.map((r) => ({
+          payload: r.payload,
+          ...(r.agentId ? { agent_id: r.agentId } : {}),
+          ...(r.isCompaction ? { is_compaction: true } : {}),
+        })),
+        next_cursor: rows.length === INTERNAL_PAGE ? String(rows.at(-1)!.id) : null,
+      }
+    },
+
+    /**
+     * The worker's SSE stream of client events (§3). With a cursor: everything after it. Without
+     * one (a fresh process): what no earlier worker consumed (§3.2), then live.
+     */
+    async stream(claims: WorkerClaims, cursor: number | null, signal: AbortSignal) {
+      await fenced(claims, claims.epoch, async () => {})
+      return sseResponse({
+        bus: deps.bus,
+        sessionId: claims.sid,
+        filter: isClientEvent,
+        afterSeq: cursor ?? 0,
+        replay: (after) =>
+          cursor === null
+            ? listUnconsumedClientEvents(db, claims.sid, after, REPLAY_PAGE)
+            : listEventsSince(db, claims.sid, after, REPLAY_PAGE, { source: 'client' }),
+        replayPageSize: REPLAY_PAGE,
+        frame: (e) => frameText('client_event', e.seq, clientEnvelope(e)),
+        keepaliveMs: deps.keepaliveMs,
+        signal,
+      })
+    },
+  }
+}
+
+export type WorkerIngress = ReturnType<typeof createWorkerIngress>
