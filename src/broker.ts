@@ -62,7 +62,9 @@ export async function startBroker(config: Readonly<Config>, log?: Logger): Promi
     })
     const ingress = createWorkerIngress({ db, events, bus, keepaliveMs: config.sseKeepaliveMs })
 
-    const app = new Elysia()
+    // No normalising: Elysia's default turns a string where an object belongs into {"0": …}
+    // and TypeBox's strips open payloads. Schemas say themselves whether extra keys are allowed.
+    const app = new Elysia({ normalize: false })
       .use(errorMapper(logger))
       .use(bodyLimit(config.maxBodyBytes))
       .use(docs())
@@ -75,7 +77,8 @@ export async function startBroker(config: Readonly<Config>, log?: Logger): Promi
         port: config.port,
         // Elysia's default reusePort lets a second broker silently share the port (bun-stack §2).
         reusePort: false,
-        maxRequestBodySize: config.maxBodyBytes,
+        // bodyLimit answers 413 in JSON from Content-Length; Bun's own cap is the backstop.
+        maxRequestBodySize: config.maxBodyBytes * 2 + 1024 * 1024,
         idleTimeout: 60,
       })
     const server = app.server!

@@ -11,12 +11,15 @@ const joseMessages: Record<string, string> = {
   ERR_JOSE_ALG_NOT_ALLOWED: 'worker token must be signed with HS256',
 }
 
+/** `<field path>: <what was expected>`, from the error nearest the root (the clearest one). */
 function validationMessage(error: unknown): string {
-  const all = (error as { all?: { path?: string; summary?: string; message?: string }[] }).all
-  const first = all?.[0]
-  if (!first) return 'request does not match the schema'
-  const path = first.path ? first.path.replace(/^\//, '').replaceAll('/', '.') : 'body'
-  return `${path || 'body'}: ${first.summary ?? first.message ?? 'invalid value'}`
+  const e = error as { type?: string; all?: { path?: string; summary?: string; message?: string }[] }
+  const nearest = [...(e.all ?? [])].sort(
+    (a, b) => (a.path ?? '').split('/').length - (b.path ?? '').split('/').length,
+  )[0]
+  if (!nearest) return `${e.type ?? 'request'}: does not match the schema`
+  const path = (nearest.path ?? '').replace(/^\//, '').replaceAll('/', '.')
+  return `${path || e.type || 'body'}: ${nearest.summary ?? nearest.message ?? 'invalid value'}`
 }
 
 /** Maps every failure to JSON `{error}` with the right status; nothing else reaches a client. */

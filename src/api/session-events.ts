@@ -1,23 +1,24 @@
+import { Type } from '@sinclair/typebox'
 import { Elysia, t } from 'elysia'
 import { apiKeyGuard } from '../auth/api-key.ts'
 import { cursorFrom } from '../events/sse.ts'
 import type { SessionEvents } from '../sessions/client-events.ts'
-import { errors } from './errors-schema.ts'
+import { AnyObject, bounded, errors, Int } from './schemas.ts'
 
-const Payload = t.Object(
-  { type: t.String({ minLength: 1 }), uuid: t.Optional(t.String({ minLength: 1 })) },
+const Payload = Type.Object(
+  { type: Type.String({ minLength: 1 }), uuid: Type.Optional(Type.String({ minLength: 1 })) },
   { additionalProperties: true, description: 'A client event of protocol doc §4' },
 )
 
 const Event = t.Object({
   event_id: t.String(),
-  sequence_num: t.Integer(),
+  sequence_num: Int(),
   event_type: t.String(),
   source: t.String(),
-  epoch: t.Integer(),
+  epoch: Int(),
   turn_id: t.Union([t.String(), t.Null()]),
   ephemeral: t.Boolean(),
-  payload: t.Record(t.String(), t.Unknown()),
+  payload: AnyObject(),
   created_at: t.String(),
 })
 
@@ -60,12 +61,16 @@ export const sessionEventsRoutes = (deps: {
     .get(
       '/',
       ({ params, query }) =>
-        deps.sessionEvents.page(params.id, query.since ?? 0, query.limit ?? 100),
+        deps.sessionEvents.page(
+          params.id,
+          bounded('since', query.since, 0, Number.MAX_SAFE_INTEGER, 0),
+          bounded('limit', query.limit, 1, 1000, 100),
+        ),
       {
         query: t.Object({
-          since: t.Optional(t.Integer({ minimum: 0, description: 'Events after this sequence_num' })),
-          limit: t.Optional(t.Integer({ minimum: 1, maximum: 1000 })),
-        }),
+          since: t.Optional(t.Integer({ description: 'Events after this sequence_num (≥ 0)' })),
+          limit: t.Optional(t.Integer({ description: 'Page size, 1-1000 (default 100)' })),
+        }, { additionalProperties: true }),
         response: {
           200: t.Object({ data: t.Array(Event), has_more: t.Boolean(), next_since: t.Integer() }),
           ...errors(400, 401, 404),
@@ -77,11 +82,12 @@ export const sessionEventsRoutes = (deps: {
       '/stream',
       ({ params, query, headers, request, server }) => {
         server?.timeout(request, 0)
+        bounded('since', query.since, 0, Number.MAX_SAFE_INTEGER, 0)
         const since = cursorFrom(headers['last-event-id'], query.since) ?? 0
         return deps.sessionEvents.stream(params.id, since, request.signal)
       },
       {
-        query: t.Object({ since: t.Optional(t.Integer({ minimum: 0 })) }),
+        query: t.Object({ since: t.Optional(t.Integer({ description: 'Events after this (≥ 0)' })) }, { additionalProperties: true }),
         detail: {
           summary: 'Follow a session: replay after Last-Event-ID or ?since=, then live (SSE)',
           description:

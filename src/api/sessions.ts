@@ -2,7 +2,7 @@ import { Elysia, t } from 'elysia'
 import { apiKeyGuard } from '../auth/api-key.ts'
 import type { SessionRow } from '../db/schema.ts'
 import type { SessionService } from '../sessions/service.ts'
-import { errors } from './errors-schema.ts'
+import { bounded, errors } from './schemas.ts'
 
 export const WORKSPACE_ID = t.String({
   pattern: '^(?!\\.{1,2}$)[A-Za-z0-9._-]{1,128}$',
@@ -78,7 +78,7 @@ export const sessionsRoutes = (deps: { sessions: SessionService; apiKeys: readon
         const page = await deps.sessions.list({
           workspaceId: query.workspace_id,
           cursor: query.cursor,
-          limit: query.limit ?? 50,
+          limit: bounded('limit', query.limit, 1, 500, 50),
         })
         return { data: page.data.map(sessionJson), next_cursor: page.nextCursor }
       },
@@ -86,8 +86,8 @@ export const sessionsRoutes = (deps: { sessions: SessionService; apiKeys: readon
         query: t.Object({
           workspace_id: t.Optional(WORKSPACE_ID),
           cursor: t.Optional(t.String({ description: 'next_cursor of the previous page' })),
-          limit: t.Optional(t.Integer({ minimum: 1, maximum: 500 })),
-        }),
+          limit: t.Optional(t.Integer({ description: 'Page size, 1-500 (default 50)' })),
+        }, { additionalProperties: true }),
         response: {
           200: t.Object({ data: t.Array(Session), next_cursor: t.Union([t.String(), t.Null()]) }),
           ...errors(400, 401),

@@ -1,13 +1,17 @@
+import { Type } from '@sinclair/typebox'
 import { Elysia, t } from 'elysia'
 import { workerGuard } from '../auth/worker-guard.ts'
 import { cursorFrom } from '../events/sse.ts'
 import type { WorkerIngress } from '../sessions/worker-ingress.ts'
-import { errors } from './errors-schema.ts'
+import { AnyObject, bounded, errors, Int } from './schemas.ts'
 
-const Epoch = t.Integer({ minimum: 0, description: 'The worker epoch (CLAUDE_CODE_WORKER_EPOCH)' })
-const Obj = t.Record(t.String(), t.Unknown())
-const Payload = t.Object({ type: t.String({ minLength: 1 }) }, { additionalProperties: true })
+const Epoch = Int({ minimum: 0, description: 'The worker epoch (CLAUDE_CODE_WORKER_EPOCH)' })
+const Obj = AnyObject()
+const Payload = Type.Object({ type: Type.String({ minLength: 1 }) }, { additionalProperties: true })
 const Ok = t.Object({})
+/** Claude Code may add fields in any release: worker bodies never reject unknown keys (§9). */
+const Open = <P extends Parameters<typeof t.Object>[0]>(props: P) =>
+  t.Object(props, { additionalProperties: true })
 const writeErrors = errors(400, 401, 403, 404, 409, 413)
 const tags = ['worker']
 
@@ -30,7 +34,7 @@ export const workerRoutes = (deps: { ingress: WorkerIngress; tokenKey: Uint8Arra
         return {}
       },
       {
-        body: t.Object({
+        body: Open({
           worker_epoch: Epoch,
           worker_status: t.Optional(t.String({ minLength: 1, maxLength: 64 })),
           external_metadata: t.Optional(Obj),
@@ -44,11 +48,12 @@ export const workerRoutes = (deps: { ingress: WorkerIngress; tokenKey: Uint8Arra
       '/events/stream',
       ({ worker, query, headers, request, server }) => {
         server?.timeout(request, 0)
+        bounded('from_sequence_num', query.from_sequence_num, 0, Number.MAX_SAFE_INTEGER, 0)
         const cursor = cursorFrom(query.from_sequence_num, headers['last-event-id'])
         return deps.ingress.stream(worker, cursor, request.signal)
       },
       {
-        query: t.Object({ from_sequence_num: t.Optional(t.Integer({ minimum: 0 })) }),
+        query: Open({ from_sequence_num: t.Optional(t.Integer()) }),
         response: errors(400, 401, 403, 404, 409),
         detail: {
           summary: 'Client events for the worker (SSE, `event: client_event`, `id: <seq>`)',
@@ -67,9 +72,9 @@ export const workerRoutes = (deps: { ingress: WorkerIngress; tokenKey: Uint8Arra
         return {}
       },
       {
-        body: t.Object({
+        body: Open({
           worker_epoch: Epoch,
-          events: t.Array(t.Object({ payload: Payload, ephemeral: t.Optional(t.Boolean()) }), {
+          events: t.Array(Open({ payload: Payload, ephemeral: t.Optional(t.Boolean()) }), {
             maxItems: 100,
           }),
         }),
@@ -91,10 +96,10 @@ export const workerRoutes = (deps: { ingress: WorkerIngress; tokenKey: Uint8Arra
         return {}
       },
       {
-        body: t.Object({
+        body: Open({
           worker_epoch: Epoch,
           updates: t.Array(
-            t.Object({
+            Open({
               event_id: t.String({ minLength: 1 }),
               status: t.UnionEnum(['received', 'processing', 'processed']),
             }),
@@ -112,7 +117,7 @@ export const workerRoutes = (deps: { ingress: WorkerIngress; tokenKey: Uint8Arra
         return {}
       },
       {
-        body: t.Object({ worker_epoch: Epoch, session_id: t.Optional(t.String()) }),
+        body: Open({ worker_epoch: Epoch, session_id: t.Optional(t.String()) }),
         response: { 200: Ok, ...writeErrors },
         detail: { summary: 'Worker liveness (every 20 s)', tags },
       },
@@ -132,10 +137,10 @@ export const workerRoutes = (deps: { ingress: WorkerIngress; tokenKey: Uint8Arra
         return {}
       },
       {
-        body: t.Object({
+        body: Open({
           worker_epoch: Epoch,
           events: t.Array(
-            t.Object({
+            Open({
               payload: Obj,
               is_compaction: t.Optional(t.Boolean()),
               agent_id: t.Optional(t.Union([t.String(), t.Null()])),
@@ -152,7 +157,7 @@ export const workerRoutes = (deps: { ingress: WorkerIngress; tokenKey: Uint8Arra
       ({ worker, query }) =>
         deps.ingress.listInternalEvents(worker, query.subagents ?? false, Number(query.cursor ?? 0)),
       {
-        query: t.Object({
+        query: Open({
           subagents: t.Optional(t.BooleanString()),
           cursor: t.Optional(t.String({ pattern: '^[0-9]{1,18}$' })),
         }),

@@ -3,7 +3,7 @@ import { startTestBroker, type TestBroker } from '../helpers/broker.ts'
 import { databases } from '../helpers/databases.ts'
 import { createWorkerClient } from '../helpers/worker-client.ts'
 
-const userMessage = (text: string, uuid = crypto.randomUUID()) => ({
+const userMessage = (text: string, uuid: string = crypto.randomUUID()) => ({
   type: 'user',
   message: { role: 'user', content: text },
   parent_tool_use_id: null,

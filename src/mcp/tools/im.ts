@@ -1,0 +1,348 @@
+import type { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js'
+import type { CallToolResult } from '@modelcontextprotocol/sdk/types.js'
+import { z } from 'zod'
+import { BadRequestError, PayloadTooLargeError, UpstreamError } from '../../errors.ts'
+import type { Logger } from '../../log.ts'
+import type { ExecutorRegistryClient, FetchLike } from '../backends/executor-registry.ts'
+import { errorText } from '../backends/executor-registry.ts'
+import type { ImBridgeClient, ImTarget } from '../backends/im-bridge.ts'
+import type { WorkerContext } from '../context.ts'
+import { failure, progressReporter, textResult, type ToolExtra } from './executor.ts'
+
+export interface ImToolsDeps {
+  imBridge: ImBridgeClient
+  /** Reads `exe_<id>:/path` sources. */
+  registry: ExecutorRegistryClient
+  /** For http(s) sources; the global fetch by default. */
+  fetch?: FetchLike
+  /** Largest image or file sent, from any source; default 20 MiB. */
+  maxSourceBytes?: number
+  /** Deadline for downloading an http(s) source; default 60 s. */
+  fetchTimeoutMs?: number
+  log?: Logger
+}
+
+const imageFormats = ['png', 'jpeg', 'gif', 'webp'] as const
+type ImageFormat = (typeof imageFormats)[number]
+
+const source = (what: string) =>
+  z
+    .string()
+    .min(1)
+    .describe(
+      `The ${what} to send: an http(s) URL; "exe_<id>:/absolute/path" for a file on an executor ` +
+        '(see list_executors); or the bytes as standard base64 (a data: URL also works)',
+    )
+const caption = z.string().min(1).optional().describe('Text shown with it in the conversation')
+
+export function registerImTools(server: McpServer, ctx: WorkerContext, deps: ImToolsDeps): void {
+  const maxBytes = deps.maxSourceBytes ?? 20 * 1024 * 1024
+  const load = (src: string, extra: ToolExtra, tool: string) =>
+    loadSource(src, {
+      registry: deps.registry,
+      fetch: deps.fetch ?? fetch,
+      maxBytes,
+      fetchTimeoutMs: deps.fetchTimeoutMs ?? 60_000,
+      signal: extra.signal,
+      onProgress: progressReporter(extra, tool),
+    })
+  const target = (tool: string): ImTarget => {
+    if (!ctx.imChannelId || !ctx.imUserId)
+      throw new BadRequestError(
+        `${tool} only works when the turn came from an IM conversation, and this one did not; ` +
+          'put what you wanted to send in your reply instead',
+      )
+    return { channelId: ctx.imChannelId, toUserId: ctx.imUserId }
+  }
+  const annotations = (title: string) => ({
+    title,
+    readOnlyHint: false,
+    destructiveHint: false,
+    idempotentHint: false,
+    openWorldHint: true,
+  })
+
+  server.registerTool(
+    'send_message',
+    {
+      title: 'Send an IM message',
+      description:
+        'Sends a text message to the user in the IM conversation this turn came from, right away ' +
+        '(e.g. a progress update before a long task). Only works for turns that came from IM.',
+      inputSchema: z.strictObject({
+        text: z.string().min(1).describe('The message text, as the user should read it'),
+      }),
+      annotations: annotations('Send an IM message'),
+    },
+    async ({ text }, extra): Promise<CallToolResult> => {
+      try {
+        await deps.imBridge.sendMessage(target('send_message'), text, { signal: extra.signal })
+        return textResult('Sent the message to the IM conversation.')
+      } catch (err) {
+        return failure(err, 'send_message', deps.log)
+      }
+    },
+  )
+
+  server.registerTool(
+    'send_image',
+    {
+      title: 'Send an image over IM',
+      description:
+        'Sends an image (PNG, JPEG, GIF or WebP) to the user in the IM conversation this turn ' +
+        `came from. At most ${mib(maxBytes)}. Only works for turns that came from IM.`,
+      inputSchema: z.strictObject({
+        source: source('image'),
+        caption,
+        format: z
+          .enum(imageFormats)
+          .optional()
+          .describe('Image format; inferred from the bytes when omitted'),
+      }),
+      annotations: annotations('Send an image over IM'),
+    },
+    async (args, extra): Promise<CallToolResult> => {
+      try {
+        const to = target('send_image')
+        const bytes = await load(args.source, extra, 'send_image')
+        const sniffed = sniffImage(bytes)
+        if (!args.format && !sniffed)
+          throw new BadRequestError(
+            'the image is not PNG, JPEG, GIF or WebP (judging by its first bytes); convert it, ' +
+              'pass format if you are sure, or send it with send_file',
+          )
+        if (args.format && sniffed && args.format !== sniffed)
+          throw new BadRequestError(
+            `format is "${args.format}" but the bytes are ${sniffed}; ` +
+              'omit format to use the real one',
+          )
+        const format = args.format ?? sniffed
+        await deps.imBridge.sendImage(
+          to,
+          { base64: bytes.toString('base64'), format, caption: args.caption },
+          { signal: extra.signal },
+        )
+        return textResult(
+          `Sent the image (${format}, ${bytes.length} bytes) to the IM conversation.`,
+        )
+      } catch (err) {
+        return failure(err, 'send_image', deps.log)
+      }
+    },
+  )
+
+  server.registerTool(
+    'send_file',
+    {
+      title: 'Send a file over IM',
+      description:
+        'Sends a file as an attachment to the user in the IM conversation this turn came from. ' +
+        `At most ${mib(maxBytes)}. Only works for turns that came from IM.`,
+      inputSchema: z.strictObject({
+        source: source('file'),
+        filename: z
+          .string()
+          .min(1)
+          .max(255)
+          .regex(/^[^/\\\0]+$/, 'a bare file name, without "/" or "\\"')
+          .describe('Name the user sees, e.g. "report.pdf" (no directories)'),
+        caption,
+      }),
+      annotations: annotations('Send a file over IM'),
+    },
+    async (args, extra): Promise<CallToolResult> => {
+      try {
+        const to = target('send_file')
+        const bytes = await load(args.source, extra, 'send_file')
+        await deps.imBridge.sendFile(
+          to,
+          { base64: bytes.toString('base64'), filename: args.filename, caption: args.caption },
+          { signal: extra.signal },
+        )
+        return textResult(`Sent "${args.filename}" (${bytes.length} bytes) to the IM conversation.`)
+      } catch (err) {
+        return failure(err, 'send_file', deps.log)
+      }
+    },
+  )
+}
+
+interface SourceDeps {
+  registry: ExecutorRegistryClient
+  fetch: FetchLike
+  maxBytes: number
+  fetchTimeoutMs: number
+  signal: AbortSignal
+  onProgress?: (elapsedMs: number) => void
+}
+
+const executorSource = /^(exe_[^\s:/]+):(\/.*)$/s
+
+/** Bytes of an http(s) URL, an `exe_<id>:/path` file, a data: URL or a base64 string. */
+export async function loadSource(src: string, deps: SourceDeps): Promise<Buffer> {
+  let bytes: Buffer
+  if (/^https?:\/\//i.test(src)) {
+    bytes = await fetchCapped(src, deps)
+  } else {
+    const exe = executorSource.exec(src)
+    if (exe) {
+      bytes = await readFromExecutor(exe[1] ?? '', exe[2] ?? '', deps)
+    } else {
+      const data = /^data:[^,]*;base64,/i.exec(src)
+      bytes = decodeBase64Strict(data ? src.slice(data[0].length) : src, 'source', true)
+    }
+  }
+  if (bytes.length === 0)
+    throw new BadRequestError('the source is empty (0 bytes); nothing to send')
+  if (bytes.length > deps.maxBytes)
+    throw new PayloadTooLargeError(
+      `the source is ${bytes.length} bytes, over the ${deps.maxBytes}-byte limit; ` +
+        'send a smaller or compressed version',
+    )
+  return bytes
+}
+
+/**
+ * Strict standard base64 (line breaks allowed): a stray character, bad padding or non-zero
+ * trailing bits is an error, not silently dropped as Buffer.from would.
+ */
+export function decodeBase64Strict(input: string, what: string, isSource = false): Buffer {
+  const s = input.replace(/[\r\n]+/g, '')
+  const bytes = Buffer.from(s, 'base64')
+  if (s.length % 4 !== 0 || !/^[A-Za-z0-9+/]*={0,2}$/.test(s) || bytes.toString('base64') !== s)
+    throw new BadRequestError(
+      `${what} is not valid base64 (standard alphabet A-Z a-z 0-9 + /, "=" padding to a ` +
+        'multiple of 4 characters)' +
+        (isSource ? '; a source must be an http(s) URL, "exe_<id>:/absolute/path" or base64' : ''),
+    )
+  return bytes
+}
+
+async function fetchCapped(url: string, deps: SourceDeps): Promise<Buffer> {
+  const shown = redact(url)
+  const controller = new AbortController()
+  let timedOut = false
+  const timer = setTimeout(() => {
+    timedOut = true
+    controller.abort()
+  }, deps.fetchTimeoutMs)
+  const onAbort = () => controller.abort()
+  if (deps.signal.aborted) controller.abort()
+  deps.signal.addEventListener('abort', onAbort, { once: true })
+  const fail = (err: unknown): never => {
+    if (timedOut)
+      throw new UpstreamError(
+        `downloading ${shown} took longer than ${deps.fetchTimeoutMs} ms; ` +
+          'use a faster or smaller source, or put the file on an executor and use exe_<id>:/path',
+        { cause: err },
+      )
+    if (deps.signal.aborted)
+      throw new UpstreamError(`downloading ${shown} was cancelled by the caller`, { cause: err })
+    throw new UpstreamError(`could not download ${shown}: ${errorText(err)}; check the URL`, {
+      cause: err,
+    })
+  }
+  try {
+    const res = await deps.fetch(url, { signal: controller.signal }).catch(fail)
+    if (!res.ok) {
+      await res.body?.cancel().catch(() => {})
+      throw new UpstreamError(
+        `GET ${shown} answered ${res.status}; check the URL and that it is public`,
+      )
+    }
+    const tooBig = (size: string) =>
+      new PayloadTooLargeError(
+        `${shown} is ${size}, over the ${deps.maxBytes}-byte limit for images and files; ` +
+          'send a smaller or compressed version',
+      )
+    const declared = Number(res.headers.get('content-length') ?? NaN)
+    if (declared > deps.maxBytes) {
+      controller.abort()
+      throw tooBig(`${declared} bytes`)
+    }
+    if (!res.body) return Buffer.alloc(0)
+    // Count while streaming: a body without (or with a lying) Content-Length stops at the cap.
+    const reader = res.body.getReader()
+    const chunks: Uint8Array[] = []
+    let total = 0
+    for (;;) {
+      const { done, value } = await reader.read().catch(fail)
+      if (done) break
+      total += value.length
+      if (total > deps.maxBytes) {
+        controller.abort()
+        await reader.cancel().catch(() => {})
+        throw tooBig(`more than ${deps.maxBytes} bytes`)
+      }
+      chunks.push(value)
+    }
+    return Buffer.concat(chunks)
+  } finally {
+    clearTimeout(timer)
+    deps.signal.removeEventListener('abort', onAbort)
+  }
+}
+
+/**
+ * Reads a file byte-safely: the executor's Read tool returns text, which mangles binary bytes,
+ * so run base64 there and decode here. The byte count after it catches truncated output.
+ */
+async function readFromExecutor(executorId: string, path: string, deps: SourceDeps) {
+  const quoted = shellQuote(path)
+  const command = `base64 -w0 -- ${quoted} && echo && wc -c < ${quoted}`
+  const result = await deps.registry.execute(
+    { executorId, tool: 'Bash', arguments: { command } },
+    { signal: deps.signal, onProgress: deps.onProgress },
+  )
+  const where = `${path} on executor "${executorId}"`
+  if (result.exitCode !== 0)
+    throw new BadRequestError(
+      `reading ${where} failed (exit code ${result.exitCode}): ` +
+        `${result.output.trim().slice(0, 300)}; ` +
+        'check the path with remote_ls (the executor needs GNU base64), or pass a URL or base64',
+    )
+  const m = /^([A-Za-z0-9+/=]*)\r?\n\s*(\d+)\s*$/.exec(result.output)
+  if (!m)
+    throw new UpstreamError(
+      `reading ${where} returned output that is not base64 followed by a byte count ` +
+        `(${result.output.length} characters); the executor may truncate long output — ` +
+        'send the file from a URL instead',
+    )
+  const bytes = decodeBase64Strict(m[1] ?? '', `the base64 of ${where}`)
+  const expected = Number(m[2])
+  if (bytes.length !== expected)
+    throw new UpstreamError(
+      `reading ${where} returned ${bytes.length} of its ${expected} bytes (output truncated by ` +
+        'the executor); send the file from a URL instead',
+    )
+  return bytes
+}
+
+/** One POSIX shell word: single quotes, each ' written as '\''. */
+export function shellQuote(value: string): string {
+  return `'${value.replaceAll("'", "'\\''")}'`
+}
+
+export function sniffImage(bytes: Uint8Array): ImageFormat | undefined {
+  const ascii = (from: number, to: number) => String.fromCharCode(...bytes.subarray(from, to))
+  const png = [0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]
+  if (png.every((b, i) => bytes[i] === b)) return 'png'
+  if (bytes[0] === 0xff && bytes[1] === 0xd8 && bytes[2] === 0xff) return 'jpeg'
+  if (ascii(0, 6) === 'GIF87a' || ascii(0, 6) === 'GIF89a') return 'gif'
+  if (ascii(0, 4) === 'RIFF' && ascii(8, 12) === 'WEBP') return 'webp'
+  return undefined
+}
+
+function mib(bytes: number): string {
+  return `${Math.round((bytes / 1024 / 1024) * 10) / 10} MiB`
+}
+
+/** Signed URLs carry credentials in the query: keep them out of messages. */
+function redact(url: string): string {
+  try {
+    const u = new URL(url)
+    return `${u.origin}${u.pathname}${u.search ? '?…' : ''}`
+  } catch {
+    return 'the URL'
+  }
+}
