@@ -17,6 +17,16 @@ import { createLogger, type Logger } from './log.ts'
 import { createSessionEvents } from './sessions/client-events.ts'
 import { createSessionService } from './sessions/service.ts'
 import { createWorkerIngress } from './sessions/worker-ingress.ts'
+import { turnsRoutes } from './api/turns.ts'
+import { createTurnDirectory } from './turns/directory.ts'
+import { createTurnExecutor } from './turns/executor.ts'
+import { createTurnQueue } from './turns/queue.ts'
+import { createTurnRunner, newOwnerId } from './turns/runner.ts'
+import { createTurnStreams } from './turns/stream.ts'
+import { resolveClaudeBin } from './worker/resolve-bin.ts'
+import { createCcrTransport } from './worker/ccr.ts'
+import { createStdioTransport } from './worker/stdio.ts'
+import type { WorkerTransport } from './worker/transport.ts'
 
 export interface Broker {
   url: string
@@ -60,7 +70,54 @@ export async function startBroker(config: Readonly<Config>, log?: Logger): Promi
       bus,
       keepaliveMs: config.sseKeepaliveMs,
     })
-    const ingress = createWorkerIngress({ db, events, bus, keepaliveMs: config.sseKeepaliveMs })
+    const directory = createTurnDirectory(db)
+    const ingress = createWorkerIngress({
+      db,
+      events,
+      bus,
+      keepaliveMs: config.sseKeepaliveMs,
+      turnIdFor: directory.lookup,
+    })
+
+    const claude = await resolveClaudeBin(config.claudeBin)
+    if (!claude.path) logger.warn(claude.problem)
+    const transport: WorkerTransport | null = !claude.path
+      ? null
+      : config.workerTransport === 'ccr'
+        ? createCcrTransport({ config, bin: claude.path, db, sessions, events })
+        : createStdioTransport({ config, bin: claude.path, sessions, events })
+    const owner = newOwnerId()
+    const executor = createTurnExecutor({
+      db,
+      config,
+      events,
+      bus,
+      transport,
+      unavailable: claude.problem,
+      directory,
+      owner,
+      log: logger,
+    })
+    const runner = createTurnRunner({
+      db,
+      events,
+      executor,
+      owner,
+      maxWorkers: config.maxWorkers,
+      leaseMs: config.leaseMs,
+      exclusive: database.driver === 'pglite',
+      log: logger,
+    })
+    const queue = createTurnQueue({
+      db,
+      events,
+      sessions,
+      depth: config.queueDepth,
+      unavailable: claude.path ? null : claude.problem,
+      wake: runner.wake,
+      cancelRunning: runner.cancel,
+    })
+    const streams = createTurnStreams({ db, bus, keepaliveMs: config.sseKeepaliveMs })
 
     // No normalising: Elysia's default turns a string where an object belongs into {"0": …}
     // and TypeBox's strips open payloads. Schemas say themselves whether extra keys are allowed.
@@ -72,6 +129,14 @@ export async function startBroker(config: Readonly<Config>, log?: Logger): Promi
       .use(sessionsRoutes({ sessions, apiKeys: config.apiKeys }))
       .use(sessionEventsRoutes({ sessionEvents, apiKeys: config.apiKeys }))
       .use(workerRoutes({ ingress, tokenKey }))
+      .use(
+        turnsRoutes({
+          queue,
+          streams,
+          apiKeys: config.apiKeys,
+          cancelWaitMs: config.stopGraceMs * 4 + 5_000,
+        }),
+      )
       .listen({
         hostname: config.host,
         port: config.port,
@@ -85,6 +150,7 @@ export async function startBroker(config: Readonly<Config>, log?: Logger): Promi
     const port = server.port!
     const url = `http://${config.host.includes(':') ? `[${config.host}]` : config.host}:${port}`
     if (!publicUrl) publicUrl = url
+    await runner.start()
     logger.info('broker listening', {
       url,
       database: database.driver,
@@ -100,6 +166,7 @@ export async function startBroker(config: Readonly<Config>, log?: Logger): Promi
       async stop() {
         if (stopped) return
         stopped = true
+        await runner.stop()
         bus.closeAll()
         await app.stop(true)
         await database.close()

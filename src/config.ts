@@ -27,6 +27,28 @@ export interface Config {
   sseBufferEvents: number
   /** CCBROKER_SSE_KEEPALIVE_MS, default 15000: comment frames on idle streams. */
   sseKeepaliveMs: number
+  /** CCBROKER_WORKER_TRANSPORT: ccr (CCR v2 over HTTP, Claude Code ≤ 2.1.120) or stdio (default). */
+  workerTransport: 'ccr' | 'stdio'
+  /** CCBROKER_CLAUDE_BIN: path or name on PATH; null → `claude` on PATH, if there is one. */
+  claudeBin: string | null
+  /** CCBROKER_MAX_WORKERS, default 4: turns this broker runs at once, across sessions. */
+  maxWorkers: number
+  /** CCBROKER_QUEUE_DEPTH, default 16: turns that may wait per session (one more gets 429). */
+  queueDepth: number
+  /** CCBROKER_TURN_MAX_MS, default 30 min: a turn running longer is stopped and failed. */
+  turnMaxMs: number
+  /** CCBROKER_LEASE_MS, default 30 s: a running turn's lease; renewed at a third of it. */
+  leaseMs: number
+  /** CCBROKER_STOP_GRACE_MS, default 5 s: interrupt → SIGTERM → SIGKILL steps of a stop. */
+  stopGraceMs: number
+  /** CCBROKER_RUN_DIR: where workers' directories live; default <data dir>/run. */
+  runDir: string
+  /** Passed through to workers: ANTHROPIC_API_KEY, ANTHROPIC_BASE_URL, ANTHROPIC_AUTH_TOKEN, ANTHROPIC_MODEL, … */
+  anthropicEnv: Readonly<Record<string, string>>
+  /** CCBROKER_WORKER_ENV: extra KEY=VALUE pairs (comma-separated) for every worker. */
+  workerEnv: Readonly<Record<string, string>>
+  /** PATH for workers (the broker's own). */
+  path: string
 }
 
 export class ConfigError extends Error {
@@ -85,6 +107,21 @@ export function loadConfig(env: Env, cwd: string = process.cwd()): Readonly<Conf
   if (!levels.includes(logLevel))
     throw new ConfigError('CCBROKER_LOG_LEVEL', `expected one of ${levels.join(', ')}`)
   const dataDir = str(env, 'CCBROKER_DATA_DIR') ?? './data'
+  const transport = str(env, 'CCBROKER_WORKER_TRANSPORT') ?? 'stdio'
+  if (transport !== 'ccr' && transport !== 'stdio')
+    throw new ConfigError('CCBROKER_WORKER_TRANSPORT', `expected ccr or stdio, got "${transport}"`)
+  const absDataDir = isAbsolute(dataDir) ? dataDir : resolve(cwd, dataDir)
+  const runDir = str(env, 'CCBROKER_RUN_DIR')
+  const anthropicEnv: Record<string, string> = {}
+  for (const [k, v] of Object.entries(env))
+    if (v !== undefined && (k.startsWith('ANTHROPIC_') || k === 'CLAUDE_CODE_OAUTH_TOKEN'))
+      anthropicEnv[k] = v
+  const workerEnv: Record<string, string> = {}
+  for (const pair of (str(env, 'CCBROKER_WORKER_ENV') ?? '').split(',').filter((p) => p.trim())) {
+    const i = pair.indexOf('=')
+    if (i <= 0) throw new ConfigError('CCBROKER_WORKER_ENV', `expected KEY=VALUE, got "${pair}"`)
+    workerEnv[pair.slice(0, i).trim()] = pair.slice(i + 1)
+  }
   const apiKeys = (str(env, 'CCBROKER_API_KEYS') ?? '')
     .split(',')
     .map((k) => k.trim())
@@ -97,7 +134,7 @@ export function loadConfig(env: Env, cwd: string = process.cwd()): Readonly<Conf
     host: str(env, 'CCBROKER_HOST') ?? '127.0.0.1',
     publicUrl: url(env, 'CCBROKER_PUBLIC_URL', ['http:', 'https:']),
     databaseUrl,
-    dataDir: isAbsolute(dataDir) ? dataDir : resolve(cwd, dataDir),
+    dataDir: absDataDir,
     jwtSecret,
     workerTokenTtlSeconds: int(env, 'CCBROKER_WORKER_TOKEN_TTL_SECONDS', 86_400, 60, 30 * 86_400),
     logLevel,
@@ -105,5 +142,16 @@ export function loadConfig(env: Env, cwd: string = process.cwd()): Readonly<Conf
     maxBodyBytes: int(env, 'CCBROKER_MAX_BODY_BYTES', 16 * 1024 * 1024, 1024, 1024 ** 3),
     sseBufferEvents: int(env, 'CCBROKER_SSE_BUFFER', 1024, 1, 1_000_000),
     sseKeepaliveMs: int(env, 'CCBROKER_SSE_KEEPALIVE_MS', 15_000, 100, 3_600_000),
+    workerTransport: transport,
+    claudeBin: str(env, 'CCBROKER_CLAUDE_BIN'),
+    maxWorkers: int(env, 'CCBROKER_MAX_WORKERS', 4, 1, 1024),
+    queueDepth: int(env, 'CCBROKER_QUEUE_DEPTH', 16, 1, 10_000),
+    turnMaxMs: int(env, 'CCBROKER_TURN_MAX_MS', 30 * 60_000, 1_000, 7 * 86_400_000),
+    leaseMs: int(env, 'CCBROKER_LEASE_MS', 30_000, 300, 3_600_000),
+    stopGraceMs: int(env, 'CCBROKER_STOP_GRACE_MS', 5_000, 50, 600_000),
+    runDir: runDir ? (isAbsolute(runDir) ? runDir : resolve(cwd, runDir)) : resolve(absDataDir, 'run'),
+    anthropicEnv: Object.freeze(anthropicEnv),
+    workerEnv: Object.freeze(workerEnv),
+    path: env.PATH ?? '/usr/local/bin:/usr/bin:/bin',
   })
 }

@@ -103,3 +103,13 @@ export class UpstreamError extends BrokerError {
     this.name = 'UpstreamError'
   }
 }
+
+/** A part the request needs is not available on this broker (e.g. no Claude Code binary). */
+export class UnavailableError extends BrokerError {
+  override readonly status = 503
+  override readonly code = 'unavailable'
+  constructor(message: string) {
+    super(message)
+    this.name = 'UnavailableError'
+  }
+}

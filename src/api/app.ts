@@ -3,6 +3,7 @@ import { Elysia, t } from 'elysia'
 import { errors as joseErrors } from 'jose'
 import { BrokerError, QueueFullError } from '../errors.ts'
 import type { Logger } from '../log.ts'
+import { errors } from './schemas.ts'
 
 const joseMessages: Record<string, string> = {
   ERR_JWT_EXPIRED: 'worker token expired',
@@ -80,7 +81,7 @@ export const healthRoutes = (check: () => Promise<void>) =>
     },
     {
       detail: { summary: 'Liveness and database check', tags: ['health'] },
-      response: { 200: t.Object({ status: t.Literal('ok') }) },
+      response: { 200: t.Object({ status: t.Literal('ok') }), ...errors(500) },
     },
   )
 

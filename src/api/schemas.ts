@@ -8,8 +8,22 @@ export const ErrorBody = t.Object(
 )
 
 /** Error responses a route documents, by status. */
-export const errors = (...statuses: (400 | 401 | 403 | 404 | 409 | 413 | 429 | 500)[]) =>
+export const errors = (...statuses: (400 | 401 | 403 | 404 | 409 | 413 | 429 | 500 | 503)[]) =>
   Object.fromEntries(statuses.map((s) => [s, ErrorBody])) as Record<number, typeof ErrorBody>
+
+/**
+ * The documented responses of an SSE route. Its `detail.responses` replaces the ones generated
+ * from `response`, so the error responses are listed here as well.
+ */
+export const sseResponses = (...statuses: Parameters<typeof errors>) => ({
+  200: { description: 'text/event-stream' },
+  ...Object.fromEntries(
+    statuses.map((s) => [
+      s,
+      { description: ErrorBody.description!, content: { 'application/json': { schema: ErrorBody } } },
+    ]),
+  ),
+})
 
 /**
  * A JSON integer. Elysia's `t.Integer` also accepts numeric strings in a body ("1"), which hides

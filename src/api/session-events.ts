@@ -3,7 +3,7 @@ import { Elysia, t } from 'elysia'
 import { apiKeyGuard } from '../auth/api-key.ts'
 import { cursorFrom } from '../events/sse.ts'
 import type { SessionEvents } from '../sessions/client-events.ts'
-import { AnyObject, bounded, errors, Int } from './schemas.ts'
+import { AnyObject, bounded, errors, Int, sseResponses } from './schemas.ts'
 
 const Payload = Type.Object(
   { type: Type.String({ minLength: 1 }), uuid: Type.Optional(Type.String({ minLength: 1 })) },
@@ -29,7 +29,7 @@ export const sessionEventsRoutes = (deps: {
   new Elysia({ prefix: '/v1/sessions/:id/events' })
     .use(apiKeyGuard(deps.apiKeys))
     .post(
-      '/',
+      '',
       async ({ params, body }) => ({
         events: await deps.sessionEvents.append(
           params.id,
@@ -59,7 +59,7 @@ export const sessionEventsRoutes = (deps: {
       },
     )
     .get(
-      '/',
+      '',
       ({ params, query }) =>
         deps.sessionEvents.page(
           params.id,
@@ -95,7 +95,7 @@ export const sessionEventsRoutes = (deps: {
             'on idle streams. A listener that falls too far behind is disconnected; reconnect ' +
             'with Last-Event-ID.',
           tags: ['events'],
-          responses: { 200: { description: 'text/event-stream' } },
+          responses: sseResponses(400, 401, 404),
         },
         response: errors(400, 401, 404),
       },

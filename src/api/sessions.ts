@@ -51,7 +51,7 @@ export const sessionsRoutes = (deps: { sessions: SessionService; apiKeys: readon
   new Elysia({ prefix: '/v1/sessions' })
     .use(apiKeyGuard(deps.apiKeys))
     .post(
-      '/',
+      '',
       async ({ body, set }) => {
         const { session, created } = await deps.sessions.create({
           workspaceId: body.workspace_id,
@@ -73,7 +73,7 @@ export const sessionsRoutes = (deps: { sessions: SessionService; apiKeys: readon
       },
     )
     .get(
-      '/',
+      '',
       async ({ query }) => {
         const page = await deps.sessions.list({
           workspaceId: query.workspace_id,

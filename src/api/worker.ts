@@ -3,7 +3,7 @@ import { Elysia, t } from 'elysia'
 import { workerGuard } from '../auth/worker-guard.ts'
 import { cursorFrom } from '../events/sse.ts'
 import type { WorkerIngress } from '../sessions/worker-ingress.ts'
-import { AnyObject, bounded, errors, Int } from './schemas.ts'
+import { AnyObject, bounded, errors, Int, sseResponses } from './schemas.ts'
 
 const Epoch = Int({ minimum: 0, description: 'The worker epoch (CLAUDE_CODE_WORKER_EPOCH)' })
 const Obj = AnyObject()
@@ -19,12 +19,12 @@ const tags = ['worker']
 export const workerRoutes = (deps: { ingress: WorkerIngress; tokenKey: Uint8Array }) =>
   new Elysia({ prefix: '/v1/sessions/:id/worker' })
     .use(workerGuard(deps.tokenKey))
-    .get('/', async ({ worker }) => ({ worker: await deps.ingress.getWorker(worker) }), {
+    .get('', async ({ worker }) => ({ worker: await deps.ingress.getWorker(worker) }), {
       response: { 200: t.Object({ worker: Obj }), ...errors(401, 403, 404, 409) },
       detail: { summary: 'Worker state (restores model and permission mode on resume)', tags },
     })
     .put(
-      '/',
+      '',
       async ({ worker, body }) => {
         await deps.ingress.putWorker(worker, body.worker_epoch, {
           state: body.worker_status,
@@ -61,7 +61,7 @@ export const workerRoutes = (deps: { ingress: WorkerIngress; tokenKey: Uint8Arra
             'Replays after from_sequence_num / Last-Event-ID; a worker with no cursor gets what ' +
             'no earlier worker consumed. Keepalive comments every 15 s.',
           tags,
-          responses: { 200: { description: 'text/event-stream' } },
+          responses: sseResponses(400, 401, 403, 404, 409),
         },
       },
     )

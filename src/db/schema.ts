@@ -109,7 +109,41 @@ export const internalEvents = pgTable(
   (t) => [index('internal_events_session_id_id_idx').on(t.sessionId, t.id)],
 )
 
+export const turns = pgTable(
+  'turns',
+  {
+    id: text('id').primaryKey(),
+    sessionId: text('session_id')
+      .notNull()
+      .references(() => sessions.id, { onDelete: 'cascade' }),
+    workspaceId: text('workspace_id').notNull(),
+    /** queued | running | done | failed | cancelled */
+    state: text('state').notNull().default('queued'),
+    userEventId: text('user_event_id').notNull(),
+    imChannelId: text('im_channel_id'),
+    imUserId: text('im_user_id'),
+    metadata: jsonb('metadata').$type<Record<string, unknown>>().notNull().default({}),
+    /** How many times a broker started this turn (a crash recovery re-queues it once). */
+    attempts: integer('attempts').notNull().default(0),
+    leaseOwner: text('lease_owner'),
+    leaseExpiresAt: timestamp('lease_expires_at', { withTimezone: true }),
+    workerEpoch: integer('worker_epoch'),
+    workerPid: integer('worker_pid'),
+    cancelRequested: boolean('cancel_requested').notNull().default(false),
+    error: text('error'),
+    result: jsonb('result').$type<Record<string, unknown> | null>(),
+    enqueuedAt: timestamp('enqueued_at', { withTimezone: true }).notNull().defaultNow(),
+    startedAt: timestamp('started_at', { withTimezone: true }),
+    finishedAt: timestamp('finished_at', { withTimezone: true }),
+  },
+  (t) => [
+    index('turns_session_id_state_enqueued_at_idx').on(t.sessionId, t.state, t.enqueuedAt),
+    index('turns_state_enqueued_at_idx').on(t.state, t.enqueuedAt),
+  ],
+)
+
 export type SessionRow = typeof sessions.$inferSelect
 export type SessionEventRow = typeof sessionEvents.$inferSelect
 export type SessionWorkerRow = typeof sessionWorkers.$inferSelect
 export type InternalEventRow = typeof internalEvents.$inferSelect
+export type TurnRow = typeof turns.$inferSelect

@@ -149,8 +149,14 @@ export function createBus(deps: BusDeps) {
       const sub = createSub(sessionId, filter, (s) => {
         t.subs.delete(s)
         if (t.subs.size === 0 && tails.get(sessionId) === t) tails.delete(sessionId)
+        deps.log.debug('listener left', {
+          sessionId,
+          listeners: t.subs.size,
+          reason: s.closedReason,
+        })
       })
       t.subs.add(sub)
+      deps.log.debug('listener joined', { sessionId, listeners: t.subs.size })
       if (isNew) void catchUp(sessionId, t)
       return sub
     },

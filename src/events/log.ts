@@ -26,6 +26,8 @@ export interface AppendOptions {
   /** Worker writes: the batch's `worker_epoch`; it must be the session's current epoch. */
   epoch?: number
   turnId?: string | null
+  /** Runs inside the append's transaction, after the session lock and before the insert. */
+  within?: (tx: Db, session: { epoch: number }) => Promise<void>
 }
 
 export interface AppendResult {
@@ -86,6 +88,7 @@ export function createEventLog(deps: { database: Database; bus: Bus; dedup: Dedu
       if (!session) throw new NotFoundError(`session ${sessionId} not found`)
       if (opts.epoch !== undefined && opts.epoch !== session.epoch)
         throw new StaleEpochError(opts.epoch, session.epoch)
+      await opts.within?.(t, session)
       if (fresh.length === 0) return { inserted: [] as EventRow[], prevSeq: 0 }
       const prevSeq = await maxEventSeq(t, sessionId)
       const inserted = await insertEvents(t, fresh)

@@ -59,6 +59,8 @@ export function sseResponse(opts: SseStreamOptions): Response {
         while (!done) {
           if (phase !== 'live' || !sub) {
             const rows = await opts.replay(last)
+            // The client may have hung up while the page was read: subscribing now would leak.
+            if (done) return
             let chunk = ''
             let ended = false
             for (const row of rows) {

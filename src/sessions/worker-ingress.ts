@@ -22,7 +22,12 @@ export const clientEnvelope = (e: EventRow) => ({
   created_at: e.createdAt.toISOString(),
 })
 
-const isClientEvent = (e: EventRow) => e.source === 'client'
+/**
+ * What a worker's stream carries: client events, but for a worker that serves a turn only that
+ * turn's and untagged ones — a queued turn's message must wait for its own worker.
+ */
+const forWorker = (turnId: string | null) => (e: EventRow) =>
+  e.source === 'client' && (turnId === null || e.turnId === null || e.turnId === turnId)
 
 /** The broker side of the CCR v2 worker protocol (protocol doc §2), one method per endpoint. */
 export function createWorkerIngress(deps: {
@@ -31,7 +36,7 @@ export function createWorkerIngress(deps: {
   bus: Bus
   keepaliveMs: number
   /** The turn a worker of this epoch runs, to tag its events (null outside turns). */
-  turnIdFor?: (sessionId: string, epoch: number) => string | null
+  turnIdFor?: (sessionId: string, epoch: number) => Promise<string | null>
 }) {
   const { db } = deps
 
@@ -75,7 +80,7 @@ export function createWorkerIngress(deps: {
       return deps.events.append(claims.sid, items, {
         source: 'worker',
         epoch,
-        turnId: deps.turnIdFor?.(claims.sid, epoch) ?? null,
+        turnId: (await deps.turnIdFor?.(claims.sid, epoch)) ?? null,
       })
     },
 
@@ -133,15 +138,19 @@ export function createWorkerIngress(deps: {
      */
     async stream(claims: WorkerClaims, cursor: number | null, signal: AbortSignal) {
       await fenced(claims, claims.epoch, async () => {})
+      const turnId = (await deps.turnIdFor?.(claims.sid, claims.epoch)) ?? undefined
       return sseResponse({
         bus: deps.bus,
         sessionId: claims.sid,
-        filter: isClientEvent,
+        filter: forWorker(turnId ?? null),
         afterSeq: cursor ?? 0,
         replay: (after) =>
           cursor === null
-            ? listUnconsumedClientEvents(db, claims.sid, after, REPLAY_PAGE)
-            : listEventsSince(db, claims.sid, after, REPLAY_PAGE, { source: 'client' }),
+            ? listUnconsumedClientEvents(db, claims.sid, after, REPLAY_PAGE, turnId)
+            : listEventsSince(db, claims.sid, after, REPLAY_PAGE, {
+                source: 'client',
+                turnOrUntagged: turnId,
+              }),
         replayPageSize: REPLAY_PAGE,
         frame: (e) => frameText('client_event', e.seq, clientEnvelope(e)),
         keepaliveMs: deps.keepaliveMs,

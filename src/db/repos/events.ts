@@ -1,4 +1,4 @@
-import { and, asc, eq, gt, inArray, max, sql, type SQL } from 'drizzle-orm'
+import { and, asc, eq, gt, inArray, isNull, max, or, sql, type SQL } from 'drizzle-orm'
 import type { Db } from '../open.ts'
 import { eventDeliveries, sessionEvents, type SessionEventRow } from '../schema.ts'
 
@@ -26,7 +26,12 @@ export async function maxEventSeq(db: Db, sessionId: string): Promise<number> {
 export interface EventFilter {
   source?: string
   turnId?: string
+  /** Events of this turn or of no turn. */
+  turnOrUntagged?: string
 }
+
+const turnOrUntagged = (turnId: string | undefined) =>
+  turnId ? or(eq(sessionEvents.turnId, turnId), isNull(sessionEvents.turnId)) : undefined
 
 export async function listEventsSince(
   db: Db,
@@ -40,6 +45,7 @@ export async function listEventsSince(
     gt(sessionEvents.seq, since),
     filter.source ? eq(sessionEvents.source, filter.source) : undefined,
     filter.turnId ? eq(sessionEvents.turnId, filter.turnId) : undefined,
+    turnOrUntagged(filter.turnOrUntagged),
   ]
   return db
     .select()
@@ -71,6 +77,7 @@ export async function listUnconsumedClientEvents(
   sessionId: string,
   afterSeq: number,
   limit: number,
+  turnId?: string,
 ): Promise<SessionEventRow[]> {
   return db
     .select({ e: sessionEvents })
@@ -87,6 +94,7 @@ export async function listUnconsumedClientEvents(
         eq(sessionEvents.sessionId, sessionId),
         eq(sessionEvents.source, 'client'),
         gt(sessionEvents.seq, afterSeq),
+        turnOrUntagged(turnId),
         sql`(${eventDeliveries.status} is null or (${sessionEvents.eventType} = 'user' and ${eventDeliveries.status} <> 'processed'))`,
       ),
     )

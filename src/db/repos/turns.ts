@@ -1,0 +1,154 @@
+import { and, asc, desc, eq, inArray, lt, sql } from 'drizzle-orm'
+import type { Db } from '../open.ts'
+import { turns, type TurnRow } from '../schema.ts'
+
+export type NewTurn = typeof turns.$inferInsert
+
+export async function insertTurn(db: Db, values: NewTurn): Promise<TurnRow> {
+  // clock_timestamp, not now(): turns enqueued in one session keep the order of their commits.
+  const rows = await db
+    .insert(turns)
+    .values({ ...values, enqueuedAt: sql`clock_timestamp()` })
+    .returning()
+  return rows[0]!
+}
+
+export async function getTurn(db: Db, id: string): Promise<TurnRow | null> {
+  const rows = await db.select().from(turns).where(eq(turns.id, id))
+  return rows[0] ?? null
+}
+
+export async function countQueuedTurns(db: Db, sessionId: string): Promise<number> {
+  const rows = await db
+    .select({ n: sql<number>`count(*)::int` })
+    .from(turns)
+    .where(and(eq(turns.sessionId, sessionId), eq(turns.state, 'queued')))
+  return Number(rows[0]?.n ?? 0)
+}
+
+export async function listSessionTurns(
+  db: Db,
+  sessionId: string,
+  opts: { before?: string; limit: number },
+): Promise<TurnRow[]> {
+  return db
+    .select()
+    .from(turns)
+    .where(and(eq(turns.sessionId, sessionId), opts.before ? lt(turns.id, opts.before) : undefined))
+    .orderBy(desc(turns.id))
+    .limit(opts.limit)
+}
+
+/**
+ * Claims the oldest queued turn of a session that has no running turn, and marks it running
+ * under a lease. The session row is locked SKIP LOCKED, so two brokers never start two turns
+ * of one session, and a session busy with an append is simply tried again later.
+ */
+export async function claimNextTurn(
+  db: Db,
+  owner: string,
+  leaseMs: number,
+): Promise<TurnRow | null> {
+  const result = await db.execute(sql`
+    with candidate as (
+      select t.id
+      from turns t
+      join sessions s on s.id = t.session_id
+      where t.state = 'queued'
+        and not exists (
+          select 1 from turns r where r.session_id = t.session_id and r.state = 'running')
+        and not exists (
+          select 1 from turns e
+          where e.session_id = t.session_id and e.state = 'queued'
+            and (e.enqueued_at, e.id) < (t.enqueued_at, t.id))
+      order by t.enqueued_at, t.id
+      limit 1
+      for update of t, s skip locked
+    )
+    update turns set
+      state = 'running',
+      lease_owner = ${owner},
+      lease_expires_at = clock_timestamp() + ${`${leaseMs} milliseconds`}::interval,
+      started_at = clock_timestamp(),
+      attempts = turns.attempts + 1
+    from candidate
+    where turns.id = candidate.id
+    returning turns.id`)
+  const rows = (Array.isArray(result) ? result : (result as { rows: unknown[] }).rows) as {
+    id: string
+  }[]
+  const id = rows[0]?.id
+  return id ? getTurn(db, id) : null
+}
+
+/** Extends the leases this broker holds; answers the running turns that are still its own. */
+export async function renewLeases(
+  db: Db,
+  owner: string,
+  ids: string[],
+  leaseMs: number,
+): Promise<{ id: string; cancelRequested: boolean }[]> {
+  if (ids.length === 0) return []
+  return db
+    .update(turns)
+    .set({ leaseExpiresAt: sql`clock_timestamp() + ${`${leaseMs} milliseconds`}::interval` })
+    .where(and(inArray(turns.id, ids), eq(turns.leaseOwner, owner), eq(turns.state, 'running')))
+    .returning({ id: turns.id, cancelRequested: turns.cancelRequested })
+}
+
+/** Running turns whose lease ran out, or whose owner `isDead` says is gone; locked for recovery. */
+export async function lockAbandonedTurns(db: Db, deadOwners: string[]): Promise<TurnRow[]> {
+  return db
+    .select()
+    .from(turns)
+    .where(
+      and(
+        eq(turns.state, 'running'),
+        deadOwners.length > 0
+          ? sql`(${turns.leaseExpiresAt} < clock_timestamp() or ${turns.leaseOwner} in ${deadOwners})`
+          : sql`${turns.leaseExpiresAt} < clock_timestamp()`,
+      ),
+    )
+    .orderBy(asc(turns.enqueuedAt))
+    .for('update', { skipLocked: true })
+}
+
+export async function listRunningOwners(db: Db): Promise<string[]> {
+  const rows = await db
+    .selectDistinct({ owner: turns.leaseOwner })
+    .from(turns)
+    .where(eq(turns.state, 'running'))
+  return rows.map((r) => r.owner).filter((o): o is string => o !== null)
+}
+
+export async function updateTurn(
+  db: Db,
+  id: string,
+  values: Partial<NewTurn>,
+  where?: { state?: string; owner?: string },
+): Promise<TurnRow | null> {
+  const rows = await db
+    .update(turns)
+    .set(values)
+    .where(
+      and(
+        eq(turns.id, id),
+        where?.state ? eq(turns.state, where.state) : undefined,
+        where?.owner ? eq(turns.leaseOwner, where.owner) : undefined,
+      ),
+    )
+    .returning()
+  return rows[0] ?? null
+}
+
+export async function findTurnByEpoch(
+  db: Db,
+  sessionId: string,
+  epoch: number,
+): Promise<string | null> {
+  const rows = await db
+    .select({ id: turns.id })
+    .from(turns)
+    .where(and(eq(turns.sessionId, sessionId), eq(turns.workerEpoch, epoch)))
+  return rows[0]?.id ?? null
+}

@@ -1,0 +1,271 @@
+import type { Config } from '../config.ts'
+import type { Db } from '../db/open.ts'
+import { findEventsByIds, listEventsSince } from '../db/repos/events.ts'
+import { getSession } from '../db/repos/sessions.ts'
+import { updateTurn } from '../db/repos/turns.ts'
+import type { SessionRow, TurnRow } from '../db/schema.ts'
+import { ConflictError } from '../errors.ts'
+import type { Bus, EventRow } from '../events/bus.ts'
+import type { EventLog } from '../events/log.ts'
+import type { Logger } from '../log.ts'
+import type { TurnSpec, WorkerDirs, WorkerRun, WorkerTransport } from '../worker/transport.ts'
+import type { TurnDirectory } from './directory.ts'
+import { prepareWorkdirs } from './workdirs.ts'
+
+export type StopReason = 'cancel' | 'lease-lost' | 'shutdown'
+
+/** How the runner reaches a running turn: `stopped` resolves when it must stop, and why. */
+export interface TurnControl {
+  stopped: Promise<StopReason>
+  /** The reason once `stopped` has resolved, else null. */
+  reason(): StopReason | null
+}
+
+/** Per-turn additions (MCP server, workspace sync) around the worker's life. */
+export interface TurnHooks {
+  /** Before the worker starts; what it answers goes into the worker's argv and env. */
+  prepare?(ctx: {
+    turn: TurnRow
+    session: SessionRow
+    dirs: WorkerDirs
+    log: Logger
+  }): Promise<{ extraArgs?: string[]; extraEnv?: Record<string, string>; release?(): Promise<void> }>
+  /** A worker event of this turn that is not its result (e.g. a can_use_tool request). */
+  onWorkerEvent?(turn: TurnRow, run: WorkerRun, event: EventRow): Promise<void>
+}
+
+type Outcome = { state: 'done' | 'failed' | 'cancelled'; error: string | null; result: unknown }
+
+const resultSummary = (p: Record<string, unknown>) => ({
+  subtype: p.subtype ?? null,
+  is_error: p.is_error === true,
+  result: typeof p.result === 'string' ? p.result : null,
+  total_cost_usd: typeof p.total_cost_usd === 'number' ? p.total_cost_usd : null,
+  usage: p.usage ?? null,
+  num_turns: typeof p.num_turns === 'number' ? p.num_turns : null,
+  duration_ms: typeof p.duration_ms === 'number' ? p.duration_ms : null,
+})
+
+function resultError(p: Record<string, unknown>): string {
+  const detail =
+    (Array.isArray(p.errors) && p.errors.length > 0 ? p.errors.map(String).join('; ') : null) ??
+    (typeof p.result === 'string' && p.result ? p.result : null) ??
+    (p.api_error_status ? `model API status ${p.api_error_status}` : null)
+  return `worker reported an error (${String(p.subtype ?? 'error')})${detail ? `: ${detail}` : ''}`
+}
+
+/** Runs one claimed turn end to end: prepare → worker → wait for its result → stop → finish. */
+export function createTurnExecutor(deps: {
+  db: Db
+  config: Readonly<Config>
+  events: EventLog
+  bus: Bus
+  transport: WorkerTransport | null
+  /** Why there is no transport, for the turn's error. */
+  unavailable?: string
+  directory: TurnDirectory
+  owner: string
+  log: Logger
+  hooks?: TurnHooks
+}) {
+  const { db, config } = deps
+
+  const brokerEvent = (turn: TurnRow, payload: Record<string, unknown>) =>
+    deps.events.append(turn.sessionId, [{ payload: { ...payload, turn_id: turn.id } }], {
+      source: 'broker',
+      turnId: turn.id,
+    })
+
+  const exitWithin = (run: WorkerRun, ms: number) =>
+    Promise.race([run.exited.then(() => true), Bun.sleep(ms).then(() => false)])
+
+  /** interrupt → end → SIGTERM → SIGKILL, a grace period between each (issue: cancel). */
+  async function stopWorker(run: WorkerRun, gentle: boolean) {
+    const grace = config.stopGraceMs
+    if (gentle) {
+      await run.interrupt().catch(() => {})
+      if (await exitWithin(run, grace)) return
+      await run.finish().catch(() => {})
+      if (await exitWithin(run, grace)) return
+    }
+    run.signal('SIGTERM')
+    if (await exitWithin(run, grace)) return
+    run.signal('SIGKILL')
+    await exitWithin(run, grace)
+  }
+
+  async function storedResult(turn: TurnRow): Promise<Record<string, unknown> | null> {
+    let after = 0
+    let found: Record<string, unknown> | null = null
+    for (;;) {
+      const rows = await listEventsSince(db, turn.sessionId, after, 1000, { turnId: turn.id })
+      for (const r of rows) if (r.source === 'worker' && r.eventType === 'result') found = r.payload
+      if (rows.length < 1000) return found
+      after = rows.at(-1)!.seq
+    }
+  }
+
+  async function runWorker(
+    turn: TurnRow,
+    session: SessionRow,
+    userPayload: Record<string, unknown>,
+    control: TurnControl,
+    log: Logger,
+  ): Promise<Outcome | null> {
+    if (!deps.transport)
+      return { state: 'failed', error: deps.unavailable ?? 'no worker transport', result: null }
+    const watch = deps.bus.subscribe(
+      turn.sessionId,
+      (e) => e.turnId === turn.id && e.source === 'worker' && e.eventType !== 'stream_event',
+    )
+    const work = await prepareWorkdirs(config, session)
+    const releases: (() => Promise<void>)[] = [work.cleanup]
+    let run: WorkerRun | null = null
+    try {
+      const extra = (await deps.hooks?.prepare?.({ turn, session, dirs: work.dirs, log })) ?? {}
+      if (extra.release) releases.unshift(extra.release)
+      const spec: TurnSpec = {
+        turn,
+        session,
+        userPayload,
+        dirs: work.dirs,
+        extraArgs: extra.extraArgs ?? [],
+        extraEnv: extra.extraEnv ?? {},
+        onEpoch: async (epoch) => {
+          deps.directory.register(session.id, epoch, turn.id)
+          await updateTurn(db, turn.id, { workerEpoch: epoch })
+        },
+        log,
+      }
+      try {
+        run = await deps.transport.start(spec)
+      } catch (err) {
+        return { state: 'failed', error: `worker could not start: ${(err as Error).message}`, result: null }
+      }
+      const r = run
+      await updateTurn(db, turn.id, { workerPid: r.pid })
+      log.info('worker started', { pid: r.pid, epoch: r.epoch, transport: deps.transport.name })
+
+      const maxMs = Number(turn.metadata.max_duration_ms ?? config.turnMaxMs)
+      const ac = new AbortController()
+      const timeout = Bun.sleep(maxMs).then(() => ({ kind: 'timeout' as const }))
+      const exit = r.exited.then((code) => ({ kind: 'exit' as const, code }))
+      const stop = control.stopped.then((reason) => ({ kind: 'stop' as const, reason }))
+      try {
+        for (;;) {
+          const next = await Promise.race([
+            watch.next(ac.signal, 3_600_000).then((e) => ({ kind: 'event' as const, e })),
+            exit,
+            timeout,
+            stop,
+          ])
+          if (next.kind === 'event') {
+            const e = next.e
+            if (e === null || e === 'idle') continue
+            if (e.eventType === 'result') {
+              await r.finish()
+              if (!(await exitWithin(r, config.stopGraceMs))) await stopWorker(r, false)
+              return outcomeOfResult(e.payload, control.reason() === 'cancel')
+            }
+            await deps.hooks?.onWorkerEvent?.(turn, r, e)
+            continue
+          }
+          if (next.kind === 'exit') {
+            const result = await storedResult(turn)
+            if (result) return outcomeOfResult(result, control.reason() === 'cancel')
+            const tail = r.stderrTail()
+            return {
+              state: 'failed',
+              error: `worker exited with code ${next.code} before its result${tail ? `: ${tail}` : ''}`,
+              result: null,
+            }
+          }
+          if (next.kind === 'timeout') {
+            log.warn('turn exceeded its maximum duration; stopping the worker', { maxMs })
+            await stopWorker(r, true)
+            return {
+              state: 'failed',
+              error: `turn exceeded its maximum duration of ${maxMs} ms`,
+              result: null,
+            }
+          }
+          if (next.reason === 'lease-lost') {
+            r.signal('SIGKILL')
+            return null
+          }
+          if (next.reason === 'shutdown') {
+            await stopWorker(r, false)
+            return null
+          }
+          await stopWorker(r, true)
+          const result = await storedResult(turn)
+          return { state: 'cancelled', error: 'cancelled', result: result ? resultSummary(result) : null }
+        }
+      } finally {
+        ac.abort()
+      }
+    } finally {
+      watch.close()
+      for (const release of releases)
+        await release().catch((err) => log.error('turn cleanup failed', { err }))
+    }
+  }
+
+  function outcomeOfResult(p: Record<string, unknown>, cancelled: boolean): Outcome {
+    if (cancelled) return { state: 'cancelled', error: 'cancelled', result: resultSummary(p) }
+    if (p.is_error === true) return { state: 'failed', error: resultError(p), result: resultSummary(p) }
+    return { state: 'done', error: null, result: resultSummary(p) }
+  }
+
+  return {
+    /** Records the outcome, unless the turn was handed back (shutdown) or taken (lease lost). */
+    async execute(turn: TurnRow, control: TurnControl): Promise<void> {
+      const log = deps.log.child({ sessionId: turn.sessionId, turnId: turn.id })
+      let outcome: Outcome | null
+      try {
+        const session = await getSession(db, turn.sessionId)
+        const [userEvent] = await findEventsByIds(db, turn.sessionId, [turn.userEventId])
+        if (!session || !userEvent) throw new Error('session or user message is missing')
+        await brokerEvent(turn, { type: 'turn_started', attempt: turn.attempts })
+        outcome = await runWorker(turn, session, userEvent.payload, control, log)
+      } catch (err) {
+        log.error('turn failed in the broker', { err })
+        outcome = { state: 'failed', error: `broker error: ${(err as Error).message}`, result: null }
+      }
+      if (outcome === null) return
+      if (outcome.state === 'failed' && outcome.error)
+        await brokerEvent(turn, { type: 'error', message: outcome.error }).catch(() => {})
+      const o = outcome
+      await deps.events
+        .append(
+          turn.sessionId,
+          [{ payload: { type: 'done', turn_id: turn.id, state: o.state, error: o.error, result: o.result } }],
+          {
+            source: 'broker',
+            turnId: turn.id,
+            within: async (tx) => {
+              const row = await updateTurn(
+                tx,
+                turn.id,
+                {
+                  state: o.state,
+                  error: o.error,
+                  result: (o.result ?? null) as Record<string, unknown> | null,
+                  finishedAt: new Date(),
+                },
+                { state: 'running', owner: deps.owner },
+              )
+              if (!row) throw new ConflictError('turn is no longer ours')
+            },
+          },
+        )
+        .catch((err) => {
+          if (err instanceof ConflictError) log.warn('turn finished elsewhere; result not recorded')
+          else throw err
+        })
+      log.info('turn finished', { state: o.state, error: o.error })
+    },
+  }
+}
+
+export type TurnExecutor = ReturnType<typeof createTurnExecutor>

@@ -1,0 +1,171 @@
+import type { Db } from '../db/open.ts'
+import { getSession } from '../db/repos/sessions.ts'
+import {
+  countQueuedTurns,
+  getTurn,
+  insertTurn,
+  listSessionTurns,
+  updateTurn,
+} from '../db/repos/turns.ts'
+import type { TurnRow } from '../db/schema.ts'
+import { ConflictError, NotFoundError, QueueFullError, UnavailableError } from '../errors.ts'
+import type { EventLog } from '../events/log.ts'
+import { newTurnId } from '../ids.ts'
+import type { SessionService } from '../sessions/service.ts'
+
+export interface EnqueueInput {
+  sessionId: string
+  workspaceId: string
+  userMessage: string | unknown[]
+  imChannelId?: string
+  imUserId?: string
+  metadata?: Record<string, unknown>
+  source?: string
+}
+
+export const TERMINAL = ['done', 'failed', 'cancelled'] as const
+export const isTerminal = (state: string) => (TERMINAL as readonly string[]).includes(state)
+
+/** The terminal event of a turn: the last frame a turn's stream sends. */
+export const donePayload = (turn: TurnRow) => ({
+  type: 'done',
+  turn_id: turn.id,
+  state: turn.state,
+  error: turn.error,
+  result: turn.result,
+})
+
+/**
+ * The durable per-session queue: enqueue (the user message and the turn row commit together,
+ * under the session lock, so the depth check holds), cancel, and reads.
+ */
+export function createTurnQueue(deps: {
+  db: Db
+  events: EventLog
+  sessions: SessionService
+  depth: number
+  /** Why turns cannot run here (no Claude Code binary), or null. */
+  unavailable: string | null
+  /** Tells the runner there may be work (this process). */
+  wake: () => void
+  /** Tells the runner to stop a turn it runs (this process); false when it runs elsewhere. */
+  cancelRunning: (turnId: string) => boolean
+}) {
+  const { db } = deps
+
+  async function enqueue(input: EnqueueInput): Promise<TurnRow> {
+    if (deps.unavailable) throw new UnavailableError(deps.unavailable)
+    let session = await getSession(db, input.sessionId)
+    if (!session) {
+      session = (
+        await deps.sessions.create({
+          id: input.sessionId,
+          workspaceId: input.workspaceId,
+          source: input.source ?? (input.imChannelId ? 'im' : 'api'),
+        })
+      ).session
+    }
+    if (session.workspaceId !== input.workspaceId)
+      throw new ConflictError(
+        `session ${session.id} belongs to workspace ${session.workspaceId}, not ${input.workspaceId}`,
+      )
+    const id = newTurnId()
+    const uuid = crypto.randomUUID()
+    let turn: TurnRow | null = null
+    await deps.events.append(
+      session.id,
+      [
+        {
+          payload: {
+            type: 'user',
+            message: { role: 'user', content: input.userMessage },
+            parent_tool_use_id: null,
+            session_id: session.claudeSessionId,
+            uuid,
+          },
+        },
+      ],
+      {
+        source: 'client',
+        turnId: id,
+        within: async (tx) => {
+          const queued = await countQueuedTurns(tx, session.id)
+          if (queued >= deps.depth)
+            throw new QueueFullError(
+              `session ${session.id} already has ${queued} turns waiting (limit ${deps.depth})`,
+              5,
+            )
+          turn = await insertTurn(tx, {
+            id,
+            sessionId: session.id,
+            workspaceId: session.workspaceId,
+            userEventId: uuid,
+            imChannelId: input.imChannelId ?? null,
+            imUserId: input.imUserId ?? null,
+            metadata: input.metadata ?? {},
+          })
+        },
+      },
+    )
+    deps.wake()
+    return turn!
+  }
+
+  async function get(id: string): Promise<TurnRow> {
+    const turn = await getTurn(db, id)
+    if (!turn) throw new NotFoundError(`turn ${id} not found`)
+    return turn
+  }
+
+  /**
+   * Queued → cancelled at once. Running → the worker is interrupted and stopped by whichever
+   * broker runs it; this waits (up to `waitMs`) for that to finish. Finished → 409.
+   */
+  async function cancel(id: string, waitMs: number): Promise<TurnRow> {
+    const turn = await get(id)
+    if (isTerminal(turn.state)) throw new ConflictError(`turn ${id} is already ${turn.state}`)
+    if (turn.state === 'queued') {
+      let cancelled: TurnRow | null = null
+      const error = 'cancelled before it started'
+      const done = { type: 'done', turn_id: id, state: 'cancelled', error, result: null }
+      await deps.events
+        .append(turn.sessionId, [{ payload: done }], {
+          source: 'broker',
+          turnId: id,
+          within: async (tx) => {
+            cancelled = await updateTurn(
+              tx,
+              id,
+              { state: 'cancelled', finishedAt: new Date(), error },
+              { state: 'queued' },
+            )
+            // Started meanwhile: roll back and cancel it as a running turn.
+            if (!cancelled) throw new ConflictError('turn started')
+          },
+        })
+        .catch((err) => {
+          if (!(err instanceof ConflictError)) throw err
+        })
+      if (cancelled) return cancelled
+    }
+    const running = await updateTurn(db, id, { cancelRequested: true }, { state: 'running' })
+    if (!running) return cancel(id, waitMs)
+    deps.cancelRunning(id)
+    const deadline = Date.now() + waitMs
+    for (;;) {
+      const now = await get(id)
+      if (isTerminal(now.state) || Date.now() > deadline) return now
+      await Bun.sleep(50)
+    }
+  }
+
+  return {
+    enqueue,
+    get,
+    cancel,
+    list: (sessionId: string, before: string | undefined, limit: number) =>
+      listSessionTurns(db, sessionId, { before, limit }),
+  }
+}
+
+export type TurnQueue = ReturnType<typeof createTurnQueue>

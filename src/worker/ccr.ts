@@ -1,0 +1,70 @@
+import type { Config } from '../config.ts'
+import type { Db } from '../db/open.ts'
+import { listInternalEvents } from '../db/repos/internal-events.ts'
+import type { EventLog } from '../events/log.ts'
+import type { SessionService } from '../sessions/service.ts'
+import { baseArgs, baseEnv } from './claude-args.ts'
+import { spawnClaude } from './spawn.ts'
+import type { TurnSpec, WorkerRun, WorkerTransport } from './transport.ts'
+
+/**
+ * CCR v2 (protocol doc §1, §11, §14): a new epoch and token per turn, `--sdk-url` at this
+ * broker; the worker pulls the turn's user message from its stream and posts its events back.
+ * Internal events rebuild the conversation on `--resume`.
+ */
+export function createCcrTransport(deps: {
+  config: Readonly<Config>
+  bin: string
+  db: Db
+  sessions: SessionService
+  events: EventLog
+}): WorkerTransport {
+  return {
+    name: 'ccr',
+    async start(spec: TurnSpec): Promise<WorkerRun> {
+      const bridge = await deps.sessions.bridge(spec.session.id)
+      await spec.onEpoch(bridge.workerEpoch)
+      const resume =
+        (await listInternalEvents(deps.db, spec.session.id, { subagents: false, afterId: 0, limit: 1 }))
+          .length > 0
+      const args = ['--print', '--sdk-url', bridge.apiBaseUrl, ...baseArgs(spec, resume)]
+      const env = {
+        ...baseEnv(deps.config, spec),
+        CLAUDE_CODE_USE_CCR_V2: '1',
+        CLAUDE_CODE_WORKER_EPOCH: String(bridge.workerEpoch),
+        CLAUDE_CODE_SESSION_ACCESS_TOKEN: bridge.workerJwt,
+        CLAUDE_CODE_POST_FOR_SESSION_INGRESS_V2: '1',
+      }
+      const worker = spawnClaude({
+        bin: deps.bin,
+        args,
+        env,
+        cwd: spec.dirs.cwd,
+        stdin: false,
+        log: spec.log,
+      })
+      const send = async (payload: Record<string, unknown>) => {
+        await deps.events.append(spec.session.id, [{ payload }], {
+          source: 'client',
+          turnId: spec.turn.id,
+        })
+      }
+      const control = (subtype: string) =>
+        send({
+          type: 'control_request',
+          request_id: crypto.randomUUID(),
+          request: { subtype },
+        })
+      return {
+        pid: worker.pid,
+        epoch: bridge.workerEpoch,
+        exited: worker.exited,
+        stderrTail: worker.stderrTail,
+        interrupt: () => control('interrupt'),
+        finish: () => control('end_session'),
+        send,
+        signal: worker.signal,
+      }
+    },
+  }
+}

@@ -1,0 +1,39 @@
+import { join } from 'node:path'
+import type { Config } from '../config.ts'
+import type { TurnSpec } from './transport.ts'
+
+/** Claude Code keys transcripts by working directory: every non-alphanumeric character → '-'. */
+export const projectKey = (cwd: string) => cwd.replace(/[^A-Za-z0-9]/g, '-')
+
+export const transcriptPath = (configDir: string, cwd: string, claudeSessionId: string) =>
+  join(configDir, 'projects', projectKey(cwd), `${claudeSessionId}.jsonl`)
+
+/** Arguments shared by both transports: stream-json I/O and the session's stable UUID. */
+export function baseArgs(spec: TurnSpec, resume: boolean): string[] {
+  const args = ['--input-format', 'stream-json', '--output-format', 'stream-json', '--verbose']
+  args.push(resume ? '--resume' : '--session-id', spec.session.claudeSessionId)
+  const meta = spec.turn.metadata
+  if (typeof meta.model === 'string') args.push('--model', meta.model)
+  if (typeof meta.permission_mode === 'string') args.push('--permission-mode', meta.permission_mode)
+  return [...args, ...spec.extraArgs]
+}
+
+/**
+ * The worker's whole environment (Bun.spawn does not merge): PATH, the fresh HOME and config
+ * dir, the Anthropic settings passed through from the broker, switches that keep the CLI off
+ * the network for anything but the model, then per-deployment and per-turn additions.
+ */
+export function baseEnv(config: Readonly<Config>, spec: TurnSpec): Record<string, string> {
+  return {
+    PATH: config.path,
+    HOME: spec.dirs.home,
+    CLAUDE_CONFIG_DIR: spec.dirs.configDir,
+    ...config.anthropicEnv,
+    CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC: '1',
+    DISABLE_AUTOUPDATER: '1',
+    ...config.workerEnv,
+    CCBROKER_SESSION_ID: spec.session.id,
+    CCBROKER_TURN_ID: spec.turn.id,
+    ...spec.extraEnv,
+  }
+}

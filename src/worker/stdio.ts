@@ -1,0 +1,134 @@
+import { access } from 'node:fs/promises'
+import type { Config } from '../config.ts'
+import { StaleEpochError } from '../errors.ts'
+import type { AppendItem, EventLog } from '../events/log.ts'
+import type { SessionService } from '../sessions/service.ts'
+import { baseArgs, baseEnv, transcriptPath } from './claude-args.ts'
+import { spawnClaude } from './spawn.ts'
+import type { TurnSpec, WorkerRun, WorkerTransport } from './transport.ts'
+
+/**
+ * stdio stream-json (current Claude Code): the user message on stdin, every stdout line into
+ * the log exactly as if the worker had posted it. Continuity comes from the transcript in the
+ * session's config directory, found by `--resume` under the same working directory path.
+ */
+export function createStdioTransport(deps: {
+  config: Readonly<Config>
+  bin: string
+  sessions: SessionService
+  events: EventLog
+}): WorkerTransport {
+  return {
+    name: 'stdio',
+    async start(spec: TurnSpec): Promise<WorkerRun> {
+      // A new epoch fences any worker of an earlier generation still posting (and gives the
+      // turn a token for its MCP server).
+      const bridge = await deps.sessions.bridge(spec.session.id)
+      await spec.onEpoch(bridge.workerEpoch)
+      const transcript = transcriptPath(
+        spec.dirs.configDir,
+        spec.dirs.cwd,
+        spec.session.claudeSessionId,
+      )
+      const resume = await access(transcript).then(
+        () => true,
+        () => false,
+      )
+      const args = ['-p', ...baseArgs(spec, resume)]
+      const env = { ...baseEnv(deps.config, spec), CLAUDE_CODE_SESSION_ACCESS_TOKEN: bridge.workerJwt }
+
+      // Lines are appended in order, batched while an append is in flight.
+      let pending: AppendItem[] = []
+      let flushing: Promise<void> | null = null
+      let fenced = false
+      const flush = async () => {
+        while (pending.length > 0 && !fenced) {
+          const batch = pending
+          pending = []
+          try {
+            await deps.events.append(spec.session.id, batch, {
+              source: 'worker',
+              epoch: bridge.workerEpoch,
+              turnId: spec.turn.id,
+            })
+          } catch (err) {
+            if (err instanceof StaleEpochError) {
+              fenced = true
+              spec.log.warn('stdio worker fenced by a newer epoch; stopping it', { err: err.message })
+              worker.signal('SIGTERM')
+            } else spec.log.error('could not append worker output', { err })
+          }
+        }
+      }
+      const onLine = async (line: string) => {
+        let payload: unknown
+        try {
+          payload = JSON.parse(line)
+        } catch {
+          spec.log.info('worker stdout', { line })
+          return
+        }
+        if (typeof payload !== 'object' || payload === null || Array.isArray(payload)) return
+        const p = payload as Record<string, unknown>
+        pending.push({ payload: p, ephemeral: p.type === 'stream_event' })
+        if (pending.length >= 100 || !flushing) {
+          flushing ??= flush().finally(() => {
+            flushing = null
+          })
+          if (pending.length >= 100) await flushing
+        }
+      }
+      const worker = spawnClaude({
+        bin: deps.bin,
+        args,
+        env,
+        cwd: spec.dirs.cwd,
+        stdin: true,
+        log: spec.log,
+        onStdoutLine: onLine,
+      })
+      const stdin = worker.stdin!
+      let stdinOpen = true
+      const write = async (payload: Record<string, unknown>) => {
+        if (!stdinOpen) return
+        try {
+          stdin.write(JSON.stringify(payload) + '\n')
+          await stdin.flush()
+        } catch (err) {
+          spec.log.warn('could not write to worker stdin', { err })
+        }
+      }
+      await write({
+        ...spec.userPayload,
+        session_id: spec.session.claudeSessionId,
+      })
+      const exited = worker.exited.then(async (code) => {
+        while (flushing || pending.length > 0) await (flushing ?? flush())
+        return code
+      })
+      return {
+        pid: worker.pid,
+        epoch: bridge.workerEpoch,
+        exited,
+        stderrTail: worker.stderrTail,
+        interrupt: () =>
+          write({
+            type: 'control_request',
+            request_id: crypto.randomUUID(),
+            request: { subtype: 'interrupt' },
+          }),
+        async finish() {
+          if (!stdinOpen) return
+          stdinOpen = false
+          try {
+            await stdin.end()
+          } catch {
+            // Already closed by the process.
+          }
+        },
+        send: write,
+        signal: worker.signal,
+      }
+    },
+  }
+}

@@ -1,0 +1,54 @@
+import type { SessionRow, TurnRow } from '../db/schema.ts'
+import type { Logger } from '../log.ts'
+
+/** Directories one worker process runs in. */
+export interface WorkerDirs {
+  /** The working directory; the same path on every turn of a session (transcripts key on it). */
+  cwd: string
+  /** A fresh HOME for this turn. */
+  home: string
+  /** CLAUDE_CONFIG_DIR. */
+  configDir: string
+}
+
+export interface TurnSpec {
+  turn: TurnRow
+  session: SessionRow
+  /** The turn's user message as stored in the log (payload of protocol doc §4, with `uuid`). */
+  userPayload: Record<string, unknown>
+  dirs: WorkerDirs
+  /** Extra argv (MCP config, tool rules, model, permission mode). */
+  extraArgs: string[]
+  /** Extra environment for this worker. */
+  extraEnv: Record<string, string>
+  /** Called with the worker's epoch before the process starts, so its events are tagged. */
+  onEpoch(epoch: number): Promise<void>
+  log: Logger
+}
+
+/** A started worker process serving one turn. */
+export interface WorkerRun {
+  readonly pid: number
+  readonly epoch: number
+  /** Resolves with the exit code once the process (not just its pipes) is gone. */
+  readonly exited: Promise<number>
+  /** The last lines the worker wrote on stderr, for error messages. */
+  stderrTail(): string
+  /** Asks the worker to abort its turn (`interrupt` control request). */
+  interrupt(): Promise<void>
+  /** After the turn's `result`: lets the worker exit by itself (end_session / stdin EOF). */
+  finish(): Promise<void>
+  /** Sends a client payload to the worker (e.g. a control_response to can_use_tool). */
+  send(payload: Record<string, unknown>): Promise<void>
+  /** Signals the worker's whole process group. */
+  signal(sig: 'SIGTERM' | 'SIGKILL'): void
+}
+
+/**
+ * How the broker starts Claude Code for a turn. Both transports put the same events in the same
+ * log; the executor cannot tell them apart.
+ */
+export interface WorkerTransport {
+  readonly name: 'ccr' | 'stdio'
+  start(spec: TurnSpec): Promise<WorkerRun>
+}
