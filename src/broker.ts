@@ -27,6 +27,14 @@ import { resolveClaudeBin } from './worker/resolve-bin.ts'
 import { createCcrTransport } from './worker/ccr.ts'
 import { createStdioTransport } from './worker/stdio.ts'
 import type { WorkerTransport } from './worker/transport.ts'
+import { mcpRoutes } from './api/mcp.ts'
+import { permissionsRoutes } from './api/permissions.ts'
+import { createExecutorRegistryClient } from './mcp/backends/executor-registry.ts'
+import { createImBridgeClient } from './mcp/backends/im-bridge.ts'
+import { createWorkerMcp } from './mcp/server.ts'
+import { createPermissions } from './turns/permissions.ts'
+import { createSchedules } from './turns/schedules.ts'
+import { createWorkerSetup } from './turns/worker-setup.ts'
 
 export interface Broker {
   url: string
@@ -87,6 +95,40 @@ export async function startBroker(config: Readonly<Config>, log?: Logger): Promi
         ? createCcrTransport({ config, bin: claude.path, db, sessions, events })
         : createStdioTransport({ config, bin: claude.path, sessions, events })
     const owner = newOwnerId()
+    const permissions = createPermissions({
+      db,
+      events,
+      policy: config.permissionPolicy,
+      log: logger,
+    })
+    // The queue and the scheduler need each other only through the runner's wake-up.
+    let wakeRunner = () => {}
+    const queue = createTurnQueue({
+      db,
+      events,
+      sessions,
+      depth: config.queueDepth,
+      unavailable: claude.path ? null : claude.problem,
+      wake: () => wakeRunner(),
+      cancelRunning: (turnId) => runner.cancel(turnId),
+    })
+    const schedules = createSchedules({
+      db,
+      queue,
+      log: logger,
+      pollMs: config.schedulerPollMs,
+    })
+    const registry = config.executorRegistryUrl
+      ? createExecutorRegistryClient({
+          url: config.executorRegistryUrl,
+          timeoutMs: config.executorTimeoutMs,
+        })
+      : null
+    const imBridge =
+      config.imBridgeUrl && config.imBridgeSecret
+        ? createImBridgeClient({ url: config.imBridgeUrl, secret: config.imBridgeSecret })
+        : null
+    const mcp = createWorkerMcp({ registry, imBridge, schedules, log: logger })
     const executor = createTurnExecutor({
       db,
       config,
@@ -97,6 +139,7 @@ export async function startBroker(config: Readonly<Config>, log?: Logger): Promi
       directory,
       owner,
       log: logger,
+      hooks: createWorkerSetup({ config, mcp, permissions, publicUrl: () => publicUrl }),
     })
     const runner = createTurnRunner({
       db,
@@ -108,15 +151,7 @@ export async function startBroker(config: Readonly<Config>, log?: Logger): Promi
       exclusive: database.driver === 'pglite',
       log: logger,
     })
-    const queue = createTurnQueue({
-      db,
-      events,
-      sessions,
-      depth: config.queueDepth,
-      unavailable: claude.path ? null : claude.problem,
-      wake: runner.wake,
-      cancelRunning: runner.cancel,
-    })
+    wakeRunner = runner.wake
     const streams = createTurnStreams({ db, bus, keepaliveMs: config.sseKeepaliveMs })
 
     // No normalising: Elysia's default turns a string where an object belongs into {"0": …}
@@ -129,6 +164,8 @@ export async function startBroker(config: Readonly<Config>, log?: Logger): Promi
       .use(sessionsRoutes({ sessions, apiKeys: config.apiKeys }))
       .use(sessionEventsRoutes({ sessionEvents, apiKeys: config.apiKeys }))
       .use(workerRoutes({ ingress, tokenKey }))
+      .use(permissionsRoutes({ permissions, apiKeys: config.apiKeys }))
+      .use(mcpRoutes({ mcp, directory, tokenKey }))
       .use(
         turnsRoutes({
           queue,
@@ -151,6 +188,7 @@ export async function startBroker(config: Readonly<Config>, log?: Logger): Promi
     const url = `http://${config.host.includes(':') ? `[${config.host}]` : config.host}:${port}`
     if (!publicUrl) publicUrl = url
     await runner.start()
+    schedules.start()
     logger.info('broker listening', {
       url,
       database: database.driver,
@@ -166,6 +204,7 @@ export async function startBroker(config: Readonly<Config>, log?: Logger): Promi
       async stop() {
         if (stopped) return
         stopped = true
+        schedules.stop()
         await runner.stop()
         bus.closeAll()
         await app.stop(true)

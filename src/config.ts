@@ -45,10 +45,27 @@ export interface Config {
   runDir: string
   /** Passed through to workers: ANTHROPIC_API_KEY, ANTHROPIC_BASE_URL, ANTHROPIC_AUTH_TOKEN, ANTHROPIC_MODEL, … */
   anthropicEnv: Readonly<Record<string, string>>
-  /** CCBROKER_WORKER_ENV: extra KEY=VALUE pairs (comma-separated) for every worker. */
+  /** CCBROKER_WORKER_ENV: extra environment for every worker: a JSON object, or KEY=VALUE,… */
   workerEnv: Readonly<Record<string, string>>
   /** PATH for workers (the broker's own). */
   path: string
+  /** CCBROKER_EXECUTOR_REGISTRY_URL: where remote_* tools run; unset → no remote_* tools. */
+  executorRegistryUrl: string | null
+  /** CCBROKER_EXECUTOR_TIMEOUT_MS, default 10 min: one remote_* call. */
+  executorTimeoutMs: number
+  /** CCBROKER_IMBRIDGE_URL / CCBROKER_IMBRIDGE_SECRET: the IM bridge for send_* tools. */
+  imBridgeUrl: string | null
+  imBridgeSecret: string | null
+  /** CCBROKER_PERMISSION_POLICY: bypass (default) | allowlist | ask. */
+  permissionPolicy: 'bypass' | 'allowlist' | 'ask'
+  /** CCBROKER_ALLOWED_TOOLS: tools that run without asking under `allowlist` (comma-separated). */
+  allowedTools: readonly string[]
+  /** CCBROKER_BUILTIN_TOOLS, default "WebSearch,WebFetch": Claude Code's own tools (--tools). */
+  builtinTools: string
+  /** CCBROKER_ENABLE_TOOL_SEARCH, default false: let Claude Code defer MCP tools behind ToolSearch. */
+  enableToolSearch: boolean
+  /** CCBROKER_SCHEDULER_POLL_MS, default 1000: how often due scheduled tasks are looked for. */
+  schedulerPollMs: number
 }
 
 export class ConfigError extends Error {
@@ -93,6 +110,46 @@ function url(env: Env, name: string, protocols: readonly string[]): string | nul
   return raw.replace(/\/+$/, '')
 }
 
+function parseWorkerEnv(raw: string | null): Record<string, string> {
+  const out: Record<string, string> = {}
+  if (raw === null) return out
+  if (raw.startsWith('{')) {
+    let parsed: unknown
+    try {
+      parsed = JSON.parse(raw)
+    } catch {
+      throw new ConfigError('CCBROKER_WORKER_ENV', 'is not valid JSON')
+    }
+    for (const [k, v] of Object.entries(parsed as Record<string, unknown>)) {
+      if (typeof v !== 'string')
+        throw new ConfigError('CCBROKER_WORKER_ENV', `value of ${k} must be a string`)
+      out[k] = v
+    }
+    return out
+  }
+  for (const pair of raw.split(',').filter((p) => p.trim())) {
+    const i = pair.indexOf('=')
+    if (i <= 0) throw new ConfigError('CCBROKER_WORKER_ENV', `expected KEY=VALUE, got "${pair}"`)
+    out[pair.slice(0, i).trim()] = pair.slice(i + 1)
+  }
+  return out
+}
+
+function list(env: Env, name: string): string[] {
+  return (str(env, name) ?? '')
+    .split(',')
+    .map((v) => v.trim())
+    .filter(Boolean)
+}
+
+function bool(env: Env, name: string, fallback: boolean): boolean {
+  const raw = str(env, name)
+  if (raw === null) return fallback
+  if (['1', 'true', 'yes', 'on'].includes(raw.toLowerCase())) return true
+  if (['0', 'false', 'no', 'off'].includes(raw.toLowerCase())) return false
+  throw new ConfigError(name, `expected true or false, got "${raw}"`)
+}
+
 export function loadConfig(env: Env, cwd: string = process.cwd()): Readonly<Config> {
   const databaseUrl = url(env, 'CCBROKER_DATABASE_URL', ['postgres:', 'postgresql:'])
   const jwtSecret = str(env, 'CCBROKER_JWT_SECRET')
@@ -116,12 +173,14 @@ export function loadConfig(env: Env, cwd: string = process.cwd()): Readonly<Conf
   for (const [k, v] of Object.entries(env))
     if (v !== undefined && (k.startsWith('ANTHROPIC_') || k === 'CLAUDE_CODE_OAUTH_TOKEN'))
       anthropicEnv[k] = v
-  const workerEnv: Record<string, string> = {}
-  for (const pair of (str(env, 'CCBROKER_WORKER_ENV') ?? '').split(',').filter((p) => p.trim())) {
-    const i = pair.indexOf('=')
-    if (i <= 0) throw new ConfigError('CCBROKER_WORKER_ENV', `expected KEY=VALUE, got "${pair}"`)
-    workerEnv[pair.slice(0, i).trim()] = pair.slice(i + 1)
-  }
+  const workerEnv = parseWorkerEnv(str(env, 'CCBROKER_WORKER_ENV'))
+  const imBridgeUrl = url(env, 'CCBROKER_IMBRIDGE_URL', ['http:', 'https:'])
+  const imBridgeSecret = str(env, 'CCBROKER_IMBRIDGE_SECRET')
+  if (imBridgeUrl && !imBridgeSecret)
+    throw new ConfigError('CCBROKER_IMBRIDGE_SECRET', 'required with CCBROKER_IMBRIDGE_URL')
+  const policy = str(env, 'CCBROKER_PERMISSION_POLICY') ?? 'bypass'
+  if (policy !== 'bypass' && policy !== 'allowlist' && policy !== 'ask')
+    throw new ConfigError('CCBROKER_PERMISSION_POLICY', `expected bypass, allowlist or ask, got "${policy}"`)
   const apiKeys = (str(env, 'CCBROKER_API_KEYS') ?? '')
     .split(',')
     .map((k) => k.trim())
@@ -153,5 +212,14 @@ export function loadConfig(env: Env, cwd: string = process.cwd()): Readonly<Conf
     anthropicEnv: Object.freeze(anthropicEnv),
     workerEnv: Object.freeze(workerEnv),
     path: env.PATH ?? '/usr/local/bin:/usr/bin:/bin',
+    executorRegistryUrl: url(env, 'CCBROKER_EXECUTOR_REGISTRY_URL', ['http:', 'https:']),
+    executorTimeoutMs: int(env, 'CCBROKER_EXECUTOR_TIMEOUT_MS', 10 * 60_000, 1_000, 86_400_000),
+    imBridgeUrl,
+    imBridgeSecret,
+    permissionPolicy: policy,
+    allowedTools: Object.freeze(list(env, 'CCBROKER_ALLOWED_TOOLS')),
+    builtinTools: env.CCBROKER_BUILTIN_TOOLS?.trim() ?? 'WebSearch,WebFetch',
+    enableToolSearch: bool(env, 'CCBROKER_ENABLE_TOOL_SEARCH', false),
+    schedulerPollMs: int(env, 'CCBROKER_SCHEDULER_POLL_MS', 1_000, 50, 3_600_000),
   })
 }

@@ -5,7 +5,7 @@ import type { TurnRow } from '../db/schema.ts'
 import { cursorFrom } from '../events/sse.ts'
 import type { TurnQueue } from '../turns/queue.ts'
 import type { TurnStreams } from '../turns/stream.ts'
-import { AnyObject, bounded, errors, Int } from './schemas.ts'
+import { AnyObject, bounded, errors, Int, sseResponses } from './schemas.ts'
 import { WORKSPACE_ID } from './sessions.ts'
 
 const SESSION_ID = t.String({
@@ -116,7 +116,7 @@ export const turnsRoutes = (deps: {
             'streams its events. Disconnecting does not stop the turn: follow it again with ' +
             'GET /api/turns/{id}/events (the turn id is in every frame).',
           tags,
-          responses: sse,
+          responses: { ...sseResponses(400, 401, 409, 413, 429, 503), ...sse },
         },
       },
     )
@@ -159,7 +159,11 @@ export const turnsRoutes = (deps: {
       {
         query: t.Object({ since: t.Optional(t.Integer()) }, { additionalProperties: true }),
         response: errors(400, 401, 404),
-        detail: { summary: 'Follow a turn: replay after Last-Event-ID/since, then live', tags, responses: sse },
+        detail: {
+          summary: 'Follow a turn: replay after Last-Event-ID/since, then live',
+          tags,
+          responses: { ...sseResponses(400, 401, 404), ...sse },
+        },
       },
     )
     .post(

@@ -142,8 +142,82 @@ export const turns = pgTable(
   ],
 )
 
+export const permissions = pgTable(
+  'permissions',
+  {
+    sessionId: text('session_id')
+      .notNull()
+      .references(() => sessions.id, { onDelete: 'cascade' }),
+    /** The worker's `request_id` of its can_use_tool control request (protocol doc §7). */
+    requestId: text('request_id').notNull(),
+    turnId: text('turn_id').notNull(),
+    toolName: text('tool_name').notNull(),
+    input: jsonb('input').$type<Record<string, unknown>>().notNull().default({}),
+    toolUseId: text('tool_use_id'),
+    /** pending | allowed | denied | expired */
+    status: text('status').notNull().default('pending'),
+    decidedBy: text('decided_by'),
+    response: jsonb('response').$type<Record<string, unknown> | null>(),
+    createdAt: createdAt(),
+    resolvedAt: timestamp('resolved_at', { withTimezone: true }),
+  },
+  (t) => [
+    primaryKey({ name: 'permissions_pkey', columns: [t.sessionId, t.requestId] }),
+    index('permissions_turn_id_idx').on(t.turnId),
+  ],
+)
+
+export const scheduledTasks = pgTable(
+  'scheduled_tasks',
+  {
+    id: text('id').primaryKey(),
+    sessionId: text('session_id')
+      .notNull()
+      .references(() => sessions.id, { onDelete: 'cascade' }),
+    workspaceId: text('workspace_id').notNull(),
+    prompt: text('prompt').notNull(),
+    /** A cron expression, or null for a one-shot task at `runAt`. */
+    cron: text('cron'),
+    runAt: timestamp('run_at', { withTimezone: true }),
+    timezone: text('timezone').notNull().default('UTC'),
+    /** active | done | cancelled */
+    state: text('state').notNull().default('active'),
+    nextRunAt: timestamp('next_run_at', { withTimezone: true }),
+    imChannelId: text('im_channel_id'),
+    imUserId: text('im_user_id'),
+    runs: integer('runs').notNull().default(0),
+    lastRunAt: timestamp('last_run_at', { withTimezone: true }),
+    createdByTurn: text('created_by_turn'),
+    createdAt: createdAt(),
+  },
+  (t) => [
+    index('scheduled_tasks_state_next_run_at_idx').on(t.state, t.nextRunAt),
+    index('scheduled_tasks_session_id_idx').on(t.sessionId),
+  ],
+)
+
+export const scheduleRuns = pgTable(
+  'schedule_runs',
+  {
+    id: bigserial('id', { mode: 'number' }).primaryKey(),
+    taskId: text('task_id')
+      .notNull()
+      .references(() => scheduledTasks.id, { onDelete: 'cascade' }),
+    scheduledFor: timestamp('scheduled_for', { withTimezone: true }).notNull(),
+    turnId: text('turn_id'),
+    error: text('error'),
+    createdAt: createdAt(),
+  },
+  (t) => [
+    // A due time fires once, however many brokers look at it.
+    uniqueIndex('schedule_runs_task_id_scheduled_for_key').on(t.taskId, t.scheduledFor),
+  ],
+)
+
 export type SessionRow = typeof sessions.$inferSelect
 export type SessionEventRow = typeof sessionEvents.$inferSelect
 export type SessionWorkerRow = typeof sessionWorkers.$inferSelect
 export type InternalEventRow = typeof internalEvents.$inferSelect
 export type TurnRow = typeof turns.$inferSelect
+export type PermissionRow = typeof permissions.$inferSelect
+export type ScheduledTaskRow = typeof scheduledTasks.$inferSelect

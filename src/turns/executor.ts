@@ -30,7 +30,8 @@ export interface TurnHooks {
     dirs: WorkerDirs
     log: Logger
   }): Promise<{ extraArgs?: string[]; extraEnv?: Record<string, string>; release?(): Promise<void> }>
-  /** A worker event of this turn that is not its result (e.g. a can_use_tool request). */
+  /** A worker event of this turn other than its result (a can_use_tool request), or a broker
+   *  `permission_resolved` event for it. */
   onWorkerEvent?(turn: TurnRow, run: WorkerRun, event: EventRow): Promise<void>
 }
 
@@ -116,7 +117,10 @@ export function createTurnExecutor(deps: {
       return { state: 'failed', error: deps.unavailable ?? 'no worker transport', result: null }
     const watch = deps.bus.subscribe(
       turn.sessionId,
-      (e) => e.turnId === turn.id && e.source === 'worker' && e.eventType !== 'stream_event',
+      (e) =>
+        e.turnId === turn.id &&
+        ((e.source === 'worker' && e.eventType !== 'stream_event') ||
+          (e.source === 'broker' && e.eventType === 'permission_resolved')),
     )
     const work = await prepareWorkdirs(config, session)
     const releases: (() => Promise<void>)[] = [work.cleanup]

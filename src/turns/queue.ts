@@ -53,7 +53,11 @@ export function createTurnQueue(deps: {
 }) {
   const { db } = deps
 
-  async function enqueue(input: EnqueueInput): Promise<TurnRow> {
+  /** `within` runs in the enqueue's transaction (the scheduler records its firing there). */
+  async function enqueue(
+    input: EnqueueInput,
+    opts: { within?: (tx: Db, turnId: string) => Promise<void> } = {},
+  ): Promise<TurnRow> {
     if (deps.unavailable) throw new UnavailableError(deps.unavailable)
     let session = await getSession(db, input.sessionId)
     if (!session) {
@@ -95,6 +99,7 @@ export function createTurnQueue(deps: {
               `session ${session.id} already has ${queued} turns waiting (limit ${deps.depth})`,
               5,
             )
+          await opts.within?.(tx, id)
           turn = await insertTurn(tx, {
             id,
             sessionId: session.id,

@@ -11,8 +11,8 @@ import { failure, progressReporter, textResult, type ToolExtra } from './executo
 
 export interface ImToolsDeps {
   imBridge: ImBridgeClient
-  /** Reads `exe_<id>:/path` sources. */
-  registry: ExecutorRegistryClient
+  /** Reads `exe_<id>:/path` sources; without one such sources are refused. */
+  registry: ExecutorRegistryClient | null
   /** For http(s) sources; the global fetch by default. */
   fetch?: FetchLike
   /** Largest image or file sent, from any source; default 20 MiB. */
@@ -168,7 +168,7 @@ export function registerImTools(server: McpServer, ctx: WorkerContext, deps: ImT
 }
 
 interface SourceDeps {
-  registry: ExecutorRegistryClient
+  registry: ExecutorRegistryClient | null
   fetch: FetchLike
   maxBytes: number
   fetchTimeoutMs: number
@@ -290,6 +290,11 @@ async function fetchCapped(url: string, deps: SourceDeps): Promise<Buffer> {
 async function readFromExecutor(executorId: string, path: string, deps: SourceDeps) {
   const quoted = shellQuote(path)
   const command = `base64 -w0 -- ${quoted} && echo && wc -c < ${quoted}`
+  if (!deps.registry)
+    throw new BadRequestError(
+      'no executor registry is configured on this broker, so exe_ sources cannot be read; ' +
+        'send a URL or base64 instead',
+    )
   const result = await deps.registry.execute(
     { executorId, tool: 'Bash', arguments: { command } },
     { signal: deps.signal, onProgress: deps.onProgress },

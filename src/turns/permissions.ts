@@ -1,0 +1,143 @@
+import type { Db } from '../db/open.ts'
+import {
+  expireTurnPermissions,
+  insertPermission,
+  lockPermission,
+  resolvePermission,
+} from '../db/repos/permissions.ts'
+import { getTurn } from '../db/repos/turns.ts'
+import type { TurnRow } from '../db/schema.ts'
+import { ConflictError, NotFoundError } from '../errors.ts'
+import type { EventRow } from '../events/bus.ts'
+import type { EventLog } from '../events/log.ts'
+import type { Logger } from '../log.ts'
+import type { WorkerRun } from '../worker/transport.ts'
+
+export type PermissionPolicy = 'bypass' | 'allowlist' | 'ask'
+
+export interface Decision {
+  behavior: 'allow' | 'deny'
+  message?: string
+  updatedInput?: Record<string, unknown>
+}
+
+const isObject = (v: unknown): v is Record<string, unknown> =>
+  typeof v === 'object' && v !== null && !Array.isArray(v)
+
+/** The control_response a worker expects for its can_use_tool request (protocol doc §7). */
+export function controlResponse(requestId: string, response: Record<string, unknown>) {
+  return { type: 'control_response', response: { subtype: 'success', request_id: requestId, response } }
+}
+
+/**
+ * The can_use_tool relay. A worker's request becomes a pending row and a `permission_request`
+ * event; an answer (from any replica) becomes a `permission_resolved` event, and the broker that
+ * runs the worker forwards it as a control_response. Under the `bypass` policy the broker
+ * answers at once. Pending requests wait as long as the turn may run.
+ */
+export function createPermissions(deps: {
+  db: Db
+  events: EventLog
+  policy: PermissionPolicy
+  log: Logger
+}) {
+  const { db } = deps
+
+  async function resolve(
+    sessionId: string,
+    requestId: string,
+    decision: Decision,
+    decidedBy: string,
+  ): Promise<Record<string, unknown>> {
+    let result: Record<string, unknown> = {}
+    const row = await lockPermission(db, sessionId, requestId)
+    if (!row) throw new NotFoundError(`no permission request ${requestId} in session ${sessionId}`)
+    await deps.events.append(sessionId, [{ payload: { type: 'permission_resolved' } }], {
+      source: 'broker',
+      turnId: row.turnId,
+      within: async (tx) => {
+        const locked = await lockPermission(tx, sessionId, requestId)
+        if (!locked) throw new NotFoundError(`no permission request ${requestId}`)
+        if (locked.status !== 'pending')
+          throw new ConflictError(`permission request ${requestId} is already ${locked.status}`)
+        const turn = await getTurn(tx, locked.turnId)
+        if (!turn || turn.state !== 'running')
+          throw new ConflictError(`the turn that asked (${locked.turnId}) is no longer running`)
+        const response =
+          decision.behavior === 'allow'
+            ? { behavior: 'allow', updatedInput: decision.updatedInput ?? locked.input }
+            : { behavior: 'deny', message: decision.message ?? 'Denied by the broker.' }
+        await resolvePermission(tx, sessionId, requestId, {
+          status: decision.behavior === 'allow' ? 'allowed' : 'denied',
+          decidedBy,
+          response,
+        })
+        result = {
+          type: 'permission_resolved',
+          turn_id: locked.turnId,
+          request_id: requestId,
+          tool_name: locked.toolName,
+          behavior: decision.behavior,
+          decided_by: decidedBy,
+          response,
+        }
+      },
+    })
+    return result
+  }
+
+  return {
+    /** Executor hook: worker requests and resolutions of this turn. */
+    async onEvent(turn: TurnRow, run: WorkerRun, event: EventRow) {
+      const p = event.payload
+      if (event.source === 'broker' && p.type === 'permission_resolved') {
+        const response = isObject(p.response) ? p.response : null
+        if (response && typeof p.request_id === 'string')
+          await run.send(controlResponse(p.request_id, response))
+        return
+      }
+      if (event.source !== 'worker' || p.type !== 'control_request') return
+      const request = p.request
+      if (!isObject(request) || request.subtype !== 'can_use_tool') return
+      const requestId = String(p.request_id ?? '')
+      const toolName = String(request.tool_name ?? '')
+      const input = isObject(request.input) ? request.input : {}
+      const inserted = await insertPermission(db, {
+        sessionId: turn.sessionId,
+        requestId,
+        turnId: turn.id,
+        toolName,
+        input,
+        toolUseId: typeof request.tool_use_id === 'string' ? request.tool_use_id : null,
+      })
+      if (!inserted) return
+      await deps.events.append(
+        turn.sessionId,
+        [
+          {
+            payload: {
+              type: 'permission_request',
+              turn_id: turn.id,
+              request_id: requestId,
+              tool_name: toolName,
+              input,
+              tool_use_id: request.tool_use_id ?? null,
+              answer_url: `/v1/sessions/${turn.sessionId}/permissions/${encodeURIComponent(requestId)}`,
+            },
+          },
+        ],
+        { source: 'broker', turnId: turn.id },
+      )
+      if (deps.policy === 'bypass') await resolve(turn.sessionId, requestId, { behavior: 'allow' }, 'policy')
+    },
+
+    /** A caller's answer. */
+    answer: (sessionId: string, requestId: string, decision: Decision) =>
+      resolve(sessionId, requestId, decision, 'caller'),
+
+    /** After a turn: requests nobody answered can no longer be. */
+    expire: (turnId: string) => expireTurnPermissions(db, turnId),
+  }
+}
+
+export type Permissions = ReturnType<typeof createPermissions>

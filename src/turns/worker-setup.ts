@@ -1,0 +1,64 @@
+import type { Config } from '../config.ts'
+import type { WorkerMcp } from '../mcp/server.ts'
+import type { TurnHooks } from './executor.ts'
+import type { Permissions } from './permissions.ts'
+
+export const MCP_SERVER_NAME = 'broker'
+
+/**
+ * What every worker gets around its process: its MCP server (the broker's tools), the argv that
+ * names it and sets tool rules by policy, and the can_use_tool relay.
+ */
+export function createWorkerSetup(deps: {
+  config: Readonly<Config>
+  mcp: WorkerMcp
+  permissions: Permissions
+  publicUrl: () => string
+}): TurnHooks {
+  const { config } = deps
+  const builtins = config.builtinTools
+    .split(',')
+    .map((t) => t.trim())
+    .filter(Boolean)
+  // Tools that run without a prompt: under `ask`, none.
+  const allowed =
+    config.permissionPolicy === 'bypass'
+      ? [`mcp__${MCP_SERVER_NAME}`, ...builtins]
+      : config.permissionPolicy === 'allowlist'
+        ? [`mcp__${MCP_SERVER_NAME}`, ...config.allowedTools]
+        : []
+  return {
+    async prepare({ turn, session, dirs }) {
+      const handle = deps.mcp.open({
+        sessionId: session.id,
+        workspaceId: session.workspaceId,
+        turnId: turn.id,
+        workspaceDir: dirs.cwd,
+        imChannelId: turn.imChannelId ?? undefined,
+        imUserId: turn.imUserId ?? undefined,
+      })
+      const mcpConfig = {
+        mcpServers: {
+          [MCP_SERVER_NAME]: {
+            type: 'http',
+            url: `${deps.publicUrl()}/v1/sessions/${session.id}/mcp`,
+          },
+        },
+      }
+      const extraArgs = ['--mcp-config', JSON.stringify(mcpConfig), '--tools', builtins.join(',')]
+      if (allowed.length > 0) extraArgs.push('--allowedTools', allowed.join(','))
+      // stdio workers ask over stdout only with this; CCR v2 workers always ask over the stream.
+      if (config.workerTransport === 'stdio') extraArgs.push('--permission-prompt-tool', 'stdio')
+      return {
+        extraArgs,
+        // Without it current Claude Code hides MCP tools behind ToolSearch (claude-code-stdio.md).
+        extraEnv: { ENABLE_TOOL_SEARCH: config.enableToolSearch ? 'true' : 'false' },
+        async release() {
+          await handle.close()
+          await deps.permissions.expire(turn.id)
+        },
+      }
+    },
+    onWorkerEvent: (turn, run, event) => deps.permissions.onEvent(turn, run, event),
+  }
+}
