@@ -15,6 +15,11 @@ export interface BusDeps {
 export type CloseReason = 'overflow' | 'closed' | 'shutdown'
 
 export interface Subscriber {
+  /**
+   * Settles once every event committed from now on will reach this subscriber. Read the replay
+   * after it: a read that starts earlier may miss an event the tail then counts as already sent.
+   */
+  readonly ready: Promise<void>
   /** Next live event, or null once closed; `timeoutMs` elapsing gives 'idle'. */
   next(signal: AbortSignal, timeoutMs: number): Promise<EventRow | null | 'idle'>
   readonly closedReason: CloseReason | null
@@ -27,6 +32,9 @@ interface Tail {
   subs: Set<Sub>
   reading: boolean
   dirty: boolean
+  /** Settles once `lastSeq` is known (or the tail failed and cut its subscribers off). */
+  started: Promise<void>
+  markStarted(): void
 }
 
 interface Sub extends Subscriber {
@@ -63,7 +71,10 @@ export function createBus(deps: BusDeps) {
     }
     tail.reading = true
     try {
-      if (tail.lastSeq === null) tail.lastSeq = await deps.maxSeq(sessionId)
+      if (tail.lastSeq === null) {
+        tail.lastSeq = await deps.maxSeq(sessionId)
+        tail.markStarted()
+      }
       for (;;) {
         tail.dirty = false
         const rows = await deps.readSince(sessionId, tail.lastSeq, PAGE)
@@ -76,6 +87,7 @@ export function createBus(deps: BusDeps) {
         err,
       })
       for (const sub of tail.subs) sub.end('shutdown')
+      tail.markStarted()
     } finally {
       tail.reading = false
     }
@@ -84,6 +96,7 @@ export function createBus(deps: BusDeps) {
   const createSub = (
     sessionId: string,
     filter: (e: EventRow) => boolean,
+    ready: Promise<void>,
     onClose: (s: Sub) => void,
   ): Sub => {
     const queue: EventRow[] = []
@@ -91,6 +104,7 @@ export function createBus(deps: BusDeps) {
     let reason: CloseReason | null = null
     const sub: Sub = {
       filter,
+      ready,
       get closedReason() {
         return reason
       },
@@ -137,16 +151,24 @@ export function createBus(deps: BusDeps) {
   }
 
   return {
-    /** Registers a live subscriber; read the replay from the database after this call. */
+    /** Registers a live subscriber; read the replay from the database once it is `ready`. */
     subscribe(sessionId: string, filter: (e: EventRow) => boolean = () => true): Subscriber {
       let tail = tails.get(sessionId)
       const isNew = !tail
       if (!tail) {
-        tail = { lastSeq: null, subs: new Set(), reading: false, dirty: false }
+        const started = Promise.withResolvers<void>()
+        tail = {
+          lastSeq: null,
+          subs: new Set(),
+          reading: false,
+          dirty: false,
+          started: started.promise,
+          markStarted: started.resolve,
+        }
         tails.set(sessionId, tail)
       }
       const t = tail
-      const sub = createSub(sessionId, filter, (s) => {
+      const sub = createSub(sessionId, filter, t.started, (s) => {
         t.subs.delete(s)
         if (t.subs.size === 0 && tails.get(sessionId) === t) tails.delete(sessionId)
         deps.log.debug('listener left', {

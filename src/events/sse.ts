@@ -78,6 +78,9 @@ export function sseResponse(opts: SseStreamOptions): Response {
               if (phase === 'replay') {
                 sub = opts.bus.subscribe(opts.sessionId, opts.filter)
                 phase = 'catchup'
+                // The catch-up read must see everything the bus will not send (bus.ts).
+                await sub.ready
+                if (done) return
               } else phase = 'live'
             }
             if (chunk) return

@@ -29,7 +29,12 @@ export interface TurnHooks {
     session: SessionRow
     dirs: WorkerDirs
     log: Logger
-  }): Promise<{ extraArgs?: string[]; extraEnv?: Record<string, string>; release?(): Promise<void> }>
+  }): Promise<{
+    extraArgs?: string[]
+    extraEnv?: Record<string, string>
+    mcpServers?: Record<string, string>
+    release?(): Promise<void>
+  }>
   /** A worker event of this turn other than its result (a can_use_tool request), or a broker
    *  `permission_resolved` event for it. */
   onWorkerEvent?(turn: TurnRow, run: WorkerRun, event: EventRow): Promise<void>
@@ -134,6 +139,7 @@ export function createTurnExecutor(deps: {
         userPayload,
         dirs: work.dirs,
         extraArgs: extra.extraArgs ?? [],
+        mcpServers: extra.mcpServers ?? {},
         extraEnv: extra.extraEnv ?? {},
         onEpoch: async (epoch) => {
           deps.directory.register(session.id, epoch, turn.id)

@@ -37,20 +37,13 @@ export function createWorkerSetup(deps: {
         imChannelId: turn.imChannelId ?? undefined,
         imUserId: turn.imUserId ?? undefined,
       })
-      const mcpConfig = {
-        mcpServers: {
-          [MCP_SERVER_NAME]: {
-            type: 'http',
-            url: `${deps.publicUrl()}/v1/sessions/${session.id}/mcp`,
-          },
-        },
-      }
-      const extraArgs = ['--mcp-config', JSON.stringify(mcpConfig), '--tools', builtins.join(',')]
+      const extraArgs = ['--tools', builtins.join(',')]
       if (allowed.length > 0) extraArgs.push('--allowedTools', allowed.join(','))
       // stdio workers ask over stdout only with this; CCR v2 workers always ask over the stream.
       if (config.workerTransport === 'stdio') extraArgs.push('--permission-prompt-tool', 'stdio')
       return {
         extraArgs,
+        mcpServers: { [MCP_SERVER_NAME]: `${deps.publicUrl()}/v1/sessions/${session.id}/mcp` },
         // Without it current Claude Code hides MCP tools behind ToolSearch (claude-code-stdio.md).
         extraEnv: { ENABLE_TOOL_SEARCH: config.enableToolSearch ? 'true' : 'false' },
         async release() {

@@ -3,7 +3,7 @@ import type { Db } from '../db/open.ts'
 import { listInternalEvents } from '../db/repos/internal-events.ts'
 import type { EventLog } from '../events/log.ts'
 import type { SessionService } from '../sessions/service.ts'
-import { baseArgs, baseEnv } from './claude-args.ts'
+import { baseArgs, baseEnv, mcpConfigArgs } from './claude-args.ts'
 import { spawnClaude } from './spawn.ts'
 import type { TurnSpec, WorkerRun, WorkerTransport } from './transport.ts'
 
@@ -27,7 +27,13 @@ export function createCcrTransport(deps: {
       const resume =
         (await listInternalEvents(deps.db, spec.session.id, { subagents: false, afterId: 0, limit: 1 }))
           .length > 0
-      const args = ['--print', '--sdk-url', bridge.apiBaseUrl, ...baseArgs(spec, resume)]
+      const args = [
+        '--print',
+        '--sdk-url',
+        bridge.apiBaseUrl,
+        ...baseArgs(spec, resume),
+        ...(await mcpConfigArgs(spec, bridge.workerJwt)),
+      ]
       const env = {
         ...baseEnv(deps.config, spec),
         CLAUDE_CODE_USE_CCR_V2: '1',

@@ -1,3 +1,4 @@
+import { writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import type { Config } from '../config.ts'
 import type { TurnSpec } from './transport.ts'
@@ -36,4 +37,24 @@ export function baseEnv(config: Readonly<Config>, spec: TurnSpec): Record<string
     CCBROKER_TURN_ID: spec.turn.id,
     ...spec.extraEnv,
   }
+}
+
+/**
+ * Writes the worker's --mcp-config to a file in its fresh HOME (mode 600) and answers the argv
+ * naming it. The token goes in an explicit header: only CCR v2 workers send their session token
+ * to HTTP MCP servers by themselves (protocol doc §10); stdio ones would start an OAuth dance.
+ * A file, not an argument, keeps the token out of `ps`.
+ */
+export async function mcpConfigArgs(spec: TurnSpec, token: string): Promise<string[]> {
+  const names = Object.keys(spec.mcpServers)
+  if (names.length === 0) return []
+  const mcpServers = Object.fromEntries(
+    names.map((name) => [
+      name,
+      { type: 'http', url: spec.mcpServers[name], headers: { Authorization: `Bearer ${token}` } },
+    ]),
+  )
+  const path = join(spec.dirs.home, 'cc-broker-mcp.json')
+  await writeFile(path, JSON.stringify({ mcpServers }), { mode: 0o600 })
+  return ['--mcp-config', path]
 }

@@ -3,7 +3,7 @@ import type { Config } from '../config.ts'
 import { StaleEpochError } from '../errors.ts'
 import type { AppendItem, EventLog } from '../events/log.ts'
 import type { SessionService } from '../sessions/service.ts'
-import { baseArgs, baseEnv, transcriptPath } from './claude-args.ts'
+import { baseArgs, baseEnv, mcpConfigArgs, transcriptPath } from './claude-args.ts'
 import { spawnClaude } from './spawn.ts'
 import type { TurnSpec, WorkerRun, WorkerTransport } from './transport.ts'
 
@@ -34,7 +34,7 @@ export function createStdioTransport(deps: {
         () => true,
         () => false,
       )
-      const args = ['-p', ...baseArgs(spec, resume)]
+      const args = ['-p', ...baseArgs(spec, resume), ...(await mcpConfigArgs(spec, bridge.workerJwt))]
       const env = { ...baseEnv(deps.config, spec), CLAUDE_CODE_SESSION_ACCESS_TOKEN: bridge.workerJwt }
 
       // Lines are appended in order, batched while an append is in flight.

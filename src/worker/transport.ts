@@ -17,8 +17,10 @@ export interface TurnSpec {
   /** The turn's user message as stored in the log (payload of protocol doc §4, with `uuid`). */
   userPayload: Record<string, unknown>
   dirs: WorkerDirs
-  /** Extra argv (MCP config, tool rules, model, permission mode). */
+  /** Extra argv (tool rules, permission prompts). */
   extraArgs: string[]
+  /** HTTP MCP servers for the worker (name → url); each gets the worker's token as Bearer. */
+  mcpServers: Record<string, string>
   /** Extra environment for this worker. */
   extraEnv: Record<string, string>
   /** Called with the worker's epoch before the process starts, so its events are tagged. */

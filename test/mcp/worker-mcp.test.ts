@@ -1,7 +1,6 @@
 import { describe, expect, test } from 'bun:test'
 import { readFile } from 'node:fs/promises'
 import { join } from 'node:path'
-import { createFakeExecutorRegistry } from '../fakes/executor-registry.ts'
 import { startTestBroker } from '../helpers/broker.ts'
 import { databases } from '../helpers/databases.ts'
 import { fakeClaudeBin } from '../helpers/fake-claude.ts'
