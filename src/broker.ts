@@ -35,6 +35,11 @@ import { createWorkerMcp } from './mcp/server.ts'
 import { createPermissions } from './turns/permissions.ts'
 import { createSchedules } from './turns/schedules.ts'
 import { createWorkerSetup } from './turns/worker-setup.ts'
+import { createLocalStore } from './workspace/local.ts'
+import { createWorkspaceLock } from './workspace/lock.ts'
+import { createOpenVikingStore } from './workspace/openviking.ts'
+import { createWorkspaceSync } from './workspace/sync.ts'
+import { join } from 'node:path'
 
 export interface Broker {
   url: string
@@ -129,6 +134,22 @@ export async function startBroker(config: Readonly<Config>, log?: Logger): Promi
         ? createImBridgeClient({ url: config.imBridgeUrl, secret: config.imBridgeSecret })
         : null
     const mcp = createWorkerMcp({ registry, imBridge, schedules, log: logger })
+    const store =
+      config.workspaceStore === 'openviking'
+        ? createOpenVikingStore({
+            url: config.openVikingUrl!,
+            apiKey: config.openVikingApiKey ?? undefined,
+            rootUri: config.openVikingRootUri,
+            log: logger,
+          })
+        : createLocalStore({ root: config.workspaceDir })
+    const sync = createWorkspaceSync({
+      store,
+      lock: createWorkspaceLock(database),
+      spoolDir: join(config.dataDir, 'spool'),
+      log: logger,
+      secrets: () => [...Object.values(config.anthropicEnv), secret],
+    })
     const executor = createTurnExecutor({
       db,
       config,
@@ -139,7 +160,15 @@ export async function startBroker(config: Readonly<Config>, log?: Logger): Promi
       directory,
       owner,
       log: logger,
-      hooks: createWorkerSetup({ config, mcp, permissions, publicUrl: () => publicUrl }),
+      hooks: createWorkerSetup({
+        config,
+        mcp,
+        permissions,
+        sync,
+        storeName: store.describe(),
+        events,
+        publicUrl: () => publicUrl,
+      }),
     })
     const runner = createTurnRunner({
       db,

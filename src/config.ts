@@ -66,6 +66,14 @@ export interface Config {
   enableToolSearch: boolean
   /** CCBROKER_SCHEDULER_POLL_MS, default 1000: how often due scheduled tasks are looked for. */
   schedulerPollMs: number
+  /** CCBROKER_WORKSPACE_STORE: local (default) or openviking (default when its URL is set). */
+  workspaceStore: 'local' | 'openviking'
+  /** CCBROKER_WORKSPACE_DIR: the local store's root, default <data dir>/workspaces. */
+  workspaceDir: string
+  /** CCBROKER_OPENVIKING_URL, CCBROKER_OPENVIKING_API_KEY, CCBROKER_OPENVIKING_ROOT_URI. */
+  openVikingUrl: string | null
+  openVikingApiKey: string | null
+  openVikingRootUri: string
 }
 
 export class ConfigError extends Error {
@@ -181,6 +189,19 @@ export function loadConfig(env: Env, cwd: string = process.cwd()): Readonly<Conf
   const policy = str(env, 'CCBROKER_PERMISSION_POLICY') ?? 'bypass'
   if (policy !== 'bypass' && policy !== 'allowlist' && policy !== 'ask')
     throw new ConfigError('CCBROKER_PERMISSION_POLICY', `expected bypass, allowlist or ask, got "${policy}"`)
+  const openVikingUrl = url(env, 'CCBROKER_OPENVIKING_URL', ['http:', 'https:'])
+  const storeKind = str(env, 'CCBROKER_WORKSPACE_STORE') ?? (openVikingUrl ? 'openviking' : 'local')
+  if (storeKind !== 'local' && storeKind !== 'openviking')
+    throw new ConfigError('CCBROKER_WORKSPACE_STORE', `expected local or openviking, got "${storeKind}"`)
+  if (storeKind === 'openviking' && !openVikingUrl)
+    throw new ConfigError('CCBROKER_OPENVIKING_URL', 'required with CCBROKER_WORKSPACE_STORE=openviking')
+  const openVikingRootUri = str(env, 'CCBROKER_OPENVIKING_ROOT_URI') ?? 'viking://resources/'
+  if (!openVikingRootUri.startsWith('viking://'))
+    throw new ConfigError('CCBROKER_OPENVIKING_ROOT_URI', 'expected a viking:// URI')
+  const absolute = (name: string, fallback: string) => {
+    const v = str(env, name)
+    return v ? (isAbsolute(v) ? v : resolve(cwd, v)) : fallback
+  }
   const apiKeys = (str(env, 'CCBROKER_API_KEYS') ?? '')
     .split(',')
     .map((k) => k.trim())
@@ -221,5 +242,10 @@ export function loadConfig(env: Env, cwd: string = process.cwd()): Readonly<Conf
     builtinTools: env.CCBROKER_BUILTIN_TOOLS?.trim() ?? 'WebSearch,WebFetch',
     enableToolSearch: bool(env, 'CCBROKER_ENABLE_TOOL_SEARCH', false),
     schedulerPollMs: int(env, 'CCBROKER_SCHEDULER_POLL_MS', 1_000, 50, 3_600_000),
+    workspaceStore: storeKind,
+    workspaceDir: absolute('CCBROKER_WORKSPACE_DIR', resolve(absDataDir, 'workspaces')),
+    openVikingUrl,
+    openVikingApiKey: str(env, 'CCBROKER_OPENVIKING_API_KEY'),
+    openVikingRootUri,
   })
 }

@@ -131,7 +131,12 @@ export function createTurnExecutor(deps: {
     const releases: (() => Promise<void>)[] = [work.cleanup]
     let run: WorkerRun | null = null
     try {
-      const extra = (await deps.hooks?.prepare?.({ turn, session, dirs: work.dirs, log })) ?? {}
+      let extra: Awaited<ReturnType<NonNullable<TurnHooks['prepare']>>>
+      try {
+        extra = (await deps.hooks?.prepare?.({ turn, session, dirs: work.dirs, log })) ?? {}
+      } catch (err) {
+        return { state: 'failed', error: (err as Error).message, result: null }
+      }
       if (extra.release) releases.unshift(extra.release)
       const spec: TurnSpec = {
         turn,

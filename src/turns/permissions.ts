@@ -49,10 +49,12 @@ export function createPermissions(deps: {
     decision: Decision,
     decidedBy: string,
   ): Promise<Record<string, unknown>> {
-    let result: Record<string, unknown> = {}
     const row = await lockPermission(db, sessionId, requestId)
     if (!row) throw new NotFoundError(`no permission request ${requestId} in session ${sessionId}`)
-    await deps.events.append(sessionId, [{ payload: { type: 'permission_resolved' } }], {
+    // Filled in inside the transaction, from the locked row: the stored event must carry the
+    // answer, since the broker that runs the worker forwards it from the log (any replica).
+    const payload: Record<string, unknown> = { type: 'permission_resolved' }
+    await deps.events.append(sessionId, [{ payload }], {
       source: 'broker',
       turnId: row.turnId,
       within: async (tx) => {
@@ -72,18 +74,17 @@ export function createPermissions(deps: {
           decidedBy,
           response,
         })
-        result = {
-          type: 'permission_resolved',
+        Object.assign(payload, {
           turn_id: locked.turnId,
           request_id: requestId,
           tool_name: locked.toolName,
           behavior: decision.behavior,
           decided_by: decidedBy,
           response,
-        }
+        })
       },
     })
-    return result
+    return payload
   }
 
   return {

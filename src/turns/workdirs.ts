@@ -5,10 +5,10 @@ import type { SessionRow } from '../db/schema.ts'
 import type { WorkerDirs } from '../worker/transport.ts'
 
 /**
- * A turn's directories. The working directory path is the same on every turn of a session
- * (Claude Code keys transcripts by it); HOME is new each turn. With stdio the config directory
- * is kept per session (it holds the transcript `--resume` reads); with CCR v2 it is new each
- * turn, since the broker's internal events rebuild the conversation.
+ * A turn's directories, all empty at the start: the workspace sync fills the working and config
+ * directories from the store. The working directory's path is the same on every turn of a
+ * session (Claude Code keys transcripts by it, and the transcript comes back with the config
+ * directory); HOME is new each turn.
  */
 export async function prepareWorkdirs(
   config: Readonly<Config>,
@@ -17,18 +17,14 @@ export async function prepareWorkdirs(
   const base = join(config.runDir, session.id)
   const cwd = join(base, 'project')
   const home = join(base, 'home')
-  const configDir =
-    config.workerTransport === 'stdio'
-      ? join(config.dataDir, 'sessions', session.id, 'claude-config')
-      : join(base, 'config')
-  await rm(home, { recursive: true, force: true })
-  if (config.workerTransport === 'ccr') await rm(configDir, { recursive: true, force: true })
-  await Promise.all([cwd, home, configDir].map((d) => mkdir(d, { recursive: true })))
+  const configDir = join(base, 'config')
+  const all = [cwd, home, configDir]
+  await Promise.all(all.map((d) => rm(d, { recursive: true, force: true })))
+  await Promise.all(all.map((d) => mkdir(d, { recursive: true })))
   return {
     dirs: { cwd, home, configDir },
     async cleanup() {
-      await rm(home, { recursive: true, force: true })
-      if (config.workerTransport === 'ccr') await rm(configDir, { recursive: true, force: true })
+      await rm(base, { recursive: true, force: true })
     },
   }
 }

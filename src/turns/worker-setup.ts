@@ -1,18 +1,24 @@
 import type { Config } from '../config.ts'
+import type { EventLog } from '../events/log.ts'
 import type { WorkerMcp } from '../mcp/server.ts'
+import type { WorkspaceSync } from '../workspace/sync.ts'
 import type { TurnHooks } from './executor.ts'
 import type { Permissions } from './permissions.ts'
 
 export const MCP_SERVER_NAME = 'broker'
 
 /**
- * What every worker gets around its process: its MCP server (the broker's tools), the argv that
- * names it and sets tool rules by policy, and the can_use_tool relay.
+ * What every worker gets around its process: its workspace pulled before and pushed after, its
+ * MCP server (the broker's tools), the argv that names it and sets tool rules by policy, and the
+ * can_use_tool relay.
  */
 export function createWorkerSetup(deps: {
   config: Readonly<Config>
   mcp: WorkerMcp
   permissions: Permissions
+  sync: WorkspaceSync
+  storeName: string
+  events: EventLog
   publicUrl: () => string
 }): TurnHooks {
   const { config } = deps
@@ -28,7 +34,28 @@ export function createWorkerSetup(deps: {
         ? [`mcp__${MCP_SERVER_NAME}`, ...config.allowedTools]
         : []
   return {
-    async prepare({ turn, session, dirs }) {
+    async prepare({ turn, session, dirs, log }) {
+      const event = (payload: Record<string, unknown>) =>
+        deps.events.append(session.id, [{ payload: { ...payload, turn_id: turn.id } }], {
+          source: 'broker',
+          turnId: turn.id,
+        })
+      const syncDirs = { configDir: dirs.configDir, projectDir: dirs.cwd }
+      let pulled
+      try {
+        pulled = await deps.sync.pull(session.workspaceId, syncDirs)
+      } catch (err) {
+        throw new Error(
+          `could not pull workspace ${session.workspaceId} from ${deps.storeName}: ${(err as Error).message}`,
+        )
+      }
+      await event({
+        type: 'workspace_pulled',
+        workspace_id: session.workspaceId,
+        files: pulled.files,
+        bytes: pulled.bytes,
+        ms: pulled.ms,
+      })
       const handle = deps.mcp.open({
         sessionId: session.id,
         workspaceId: session.workspaceId,
@@ -49,6 +76,26 @@ export function createWorkerSetup(deps: {
         async release() {
           await handle.close()
           await deps.permissions.expire(turn.id)
+          try {
+            const pushed = await deps.sync.push(session.workspaceId, syncDirs, pulled.before)
+            await event({
+              type: 'workspace_pushed',
+              workspace_id: session.workspaceId,
+              files: pushed.written,
+              deleted: pushed.deleted,
+              bytes: pushed.bytes,
+              skipped: pushed.skipped,
+              ms: pushed.ms,
+            })
+          } catch (err) {
+            log.error('workspace push failed; changes spooled', { err })
+            await event({
+              type: 'workspace_push_failed',
+              workspace_id: session.workspaceId,
+              error: `could not push to ${deps.storeName}: ${(err as Error).message}`,
+              spooled: true,
+            })
+          }
         },
       }
     },

@@ -64,6 +64,13 @@ export function spawnClaude(opts: {
   // Completion is the process's exit, not pipe EOF (a grandchild may hold the pipes, §6 of
   // bun-stack.md); stdout is drained first when it ends with the process.
   const exited = proc.exited.then(async (code) => {
+    // What the worker left in its group (a background command, a stuck tool) goes with it. The
+    // group id cannot be reused while any member lives, so this reaches only the worker's own.
+    try {
+      process.kill(-proc.pid, 'SIGKILL')
+    } catch {
+      // The group is empty.
+    }
     await Promise.race([Promise.all([stdoutDone, stderrDone]), Bun.sleep(500)])
     return code
   })

@@ -37,12 +37,19 @@ export function createStdioTransport(deps: {
       const args = ['-p', ...baseArgs(spec, resume), ...(await mcpConfigArgs(spec, bridge.workerJwt))]
       const env = { ...baseEnv(deps.config, spec), CLAUDE_CODE_SESSION_ACCESS_TOKEN: bridge.workerJwt }
 
-      // Lines are appended in order, batched while an append is in flight.
+      // Lines are appended in order, batched while an append is in flight. `flushing` is cleared
+      // in the same step as the last emptiness check, so no line can be left behind by a drain
+      // that is just ending; once fenced, lines are dropped (the log refuses them anyway).
       let pending: AppendItem[] = []
       let flushing: Promise<void> | null = null
       let fenced = false
-      const flush = async () => {
-        while (pending.length > 0 && !fenced) {
+      const drain = async () => {
+        for (;;) {
+          if (pending.length === 0 || fenced) {
+            pending = []
+            flushing = null
+            return
+          }
           const batch = pending
           pending = []
           try {
@@ -60,6 +67,12 @@ export function createStdioTransport(deps: {
           }
         }
       }
+      /** The drain in progress, started when there is something to append; null when idle. */
+      const flush = () => {
+        // With lines pending, drain() reaches its first await before this assignment.
+        if (!flushing && pending.length > 0 && !fenced) flushing = drain()
+        return flushing
+      }
       const onLine = async (line: string) => {
         let payload: unknown
         try {
@@ -69,14 +82,12 @@ export function createStdioTransport(deps: {
           return
         }
         if (typeof payload !== 'object' || payload === null || Array.isArray(payload)) return
+        if (fenced) return
         const p = payload as Record<string, unknown>
         pending.push({ payload: p, ephemeral: p.type === 'stream_event' })
-        if (pending.length >= 100 || !flushing) {
-          flushing ??= flush().finally(() => {
-            flushing = null
-          })
-          if (pending.length >= 100) await flushing
-        }
+        const running = flush()
+        // Back-pressure: stop reading stdout while 100 lines wait for the database.
+        if (pending.length >= 100) await running
       }
       const worker = spawnClaude({
         bin: deps.bin,
@@ -103,7 +114,7 @@ export function createStdioTransport(deps: {
         session_id: spec.session.claudeSessionId,
       })
       const exited = worker.exited.then(async (code) => {
-        while (flushing || pending.length > 0) await (flushing ?? flush())
+        for (let running = flush(); running; running = flush()) await running
         return code
       })
       return {

@@ -54,7 +54,7 @@ for (const transport of ['ccr', 'stdio'] as const) {
       if (process.env.DEBUG_E2E) for (const f of frames) console.log(JSON.stringify(f.payload).slice(0, 600))
       expect(frames.at(-1).payload).toMatchObject({ type: 'done', state: 'done' })
 
-      const file = join(b.config.runDir, `mcp-e2e-${transport}`, 'project', 'src/app.txt')
+      const file = join(b.config.workspaceDir, 'ws-e2e', 'project', 'src/app.txt')
       expect(await readFile(file, 'utf8')).toBe('made by the model')
       const executes = registry.requests.filter((r) => r.path === '/api/execute')
       expect(executes.map((r) => r.body)).toEqual([

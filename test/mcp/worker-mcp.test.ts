@@ -43,7 +43,8 @@ describe.each(['stdio', 'ccr'] as const)('the worker MCP server over %s', (trans
     expect(done.payload.state).toBe('done')
     const assistant = frames.find((f) => f.event_type === 'assistant')
     expect(JSON.stringify(assistant.payload)).toContain('notes/hello.txt')
-    const file = join(b.config.runDir, `mcp-${transport}`, 'project', 'notes/hello.txt')
+    // The turn's project directory was pushed to the workspace store when the turn ended.
+    const file = join(b.config.workspaceDir, 'ws', 'project', 'notes/hello.txt')
     expect(await readFile(file, 'utf8')).toBe('hi there')
     const init = frames.find((f) => f.event_type === 'system')
     expect(init.payload.mcp_servers).toEqual([{ name: 'broker', status: 'connected' }])
