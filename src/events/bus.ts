@@ -22,6 +22,8 @@ export interface Subscriber {
   readonly ready: Promise<void>
   /** Next live event, or null once closed; `timeoutMs` elapsing gives 'idle'. */
   next(signal: AbortSignal, timeoutMs: number): Promise<EventRow | null | 'idle'>
+  /** Events already queued, without waiting (at most `max`). */
+  drain(max: number): EventRow[]
   readonly closedReason: CloseReason | null
   close(): void
 }
@@ -125,6 +127,7 @@ export function createBus(deps: BusDeps) {
         wake?.()
       },
       close: () => sub.end('closed'),
+      drain: (max) => queue.splice(0, max),
       async next(signal, timeoutMs) {
         for (;;) {
           if (reason) return null

@@ -93,10 +93,19 @@ export function sseResponse(opts: SseStreamOptions): Response {
             controller.enqueue(encoder.encode(': keepalive\n\n'))
             return
           }
-          if (next.seq <= last) continue
-          last = next.seq
-          controller.enqueue(encoder.encode(opts.frame(next)))
-          if (opts.isLast?.(next)) return finish(controller, 'last')
+          // Whatever else is already queued goes out in the same chunk.
+          let chunk = ''
+          for (const e of [next, ...sub.drain(256)]) {
+            if (e.seq <= last) continue
+            last = e.seq
+            chunk += opts.frame(e)
+            if (opts.isLast?.(e)) {
+              controller.enqueue(encoder.encode(chunk))
+              return finish(controller, 'last')
+            }
+          }
+          if (!chunk) continue
+          controller.enqueue(encoder.encode(chunk))
           return
         }
       },
