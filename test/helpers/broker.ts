@@ -3,6 +3,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { startBroker, type Broker } from '../../src/broker.ts'
 import { loadConfig, type Config } from '../../src/config.ts'
+import type { Logger } from '../../src/log.ts'
 import type { DatabaseKind } from './databases.ts'
 
 export const TEST_SECRET = 'test-secret-test-secret-test-secret-0123456789'
@@ -25,9 +26,18 @@ export interface TestBroker extends AsyncDisposable {
 export async function startTestBroker(opts: {
   db: DatabaseKind
   env?: Record<string, string>
+  /** The broker's logger (default: one at CCBROKER_LOG_LEVEL), e.g. to capture its records. */
+  log?: Logger
+  /**
+   * An existing Postgres database (another test broker's `config.databaseUrl`) to share instead
+   * of a fresh one of `db`: a second replica. It is neither created nor dropped here.
+   */
+  databaseUrl?: string
 }): Promise<TestBroker> {
   const dataDir = await mkdtemp(join(tmpdir(), 'ccb-test-'))
-  const database = await opts.db.create()
+  const database = opts.databaseUrl
+    ? { url: opts.databaseUrl, drop: async () => {} }
+    : await opts.db.create()
   const config = loadConfig({
     CCBROKER_PORT: '0',
     CCBROKER_DATA_DIR: dataDir,
@@ -37,7 +47,7 @@ export async function startTestBroker(opts: {
   })
   let broker: Broker
   try {
-    broker = await startBroker(config)
+    broker = await startBroker(config, opts.log)
   } catch (err) {
     await database.drop()
     await rm(dataDir, { recursive: true, force: true })
