@@ -17,7 +17,10 @@ export const permissionsRoutes = (deps: { permissions: Permissions; apiKeys: rea
       }),
       {
         body: t.Object({
-          behavior: t.UnionEnum(['allow', 'deny']),
+          // Not t.UnionEnum: Elysia fills a missing one with its first value, so `{}` allowed.
+          behavior: t.Union([t.Literal('allow'), t.Literal('deny')], {
+            description: 'allow runs the tool; deny refuses it (the model sees message)',
+          }),
           message: t.Optional(t.String({ maxLength: 10_000, description: 'Shown to the model on deny' })),
           updated_input: t.Optional(AnyObject({ description: 'Replaces the tool input on allow' })),
         }),

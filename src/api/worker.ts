@@ -101,7 +101,7 @@ export const workerRoutes = (deps: { ingress: WorkerIngress; tokenKey: Uint8Arra
           updates: t.Array(
             Open({
               event_id: t.String({ minLength: 1 }),
-              status: t.UnionEnum(['received', 'processing', 'processed']),
+              status: t.Union([t.Literal('received'), t.Literal('processing'), t.Literal('processed')]),
             }),
             { maxItems: 1000 },
           ),

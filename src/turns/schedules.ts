@@ -48,6 +48,9 @@ const nextAfter = (task: ScheduledTaskRow, firedFor: Date): Date | null =>
 
 class AlreadyFired extends Error {}
 
+const ISO_WITH_OFFSET = /^\d{4}-\d\d-\d\dT\d\d:\d\d(:\d\d(\.\d+)?)?(Z|[+-]\d\d:\d\d)$/i
+const PAST_GRACE_MS = 60_000
+
 const newTaskId = () => `task_${Bun.randomUUIDv7().replaceAll('-', '')}`
 
 /**
@@ -73,14 +76,28 @@ export function createSchedules(deps: { db: Db; queue: TurnQueue; log: Logger; p
       try {
         nextRunAt = nextCronRun(input.cron, timezone, new Date())
       } catch (err) {
-        throw new BadRequestError(`cron "${input.cron}" is invalid: ${(err as Error).message}`)
+        throw new BadRequestError(
+          `cron "${input.cron}" is invalid (${(err as Error).message}); give five fields, ` +
+            'minute hour day-of-month month day-of-week, e.g. "0 9 * * 1-5" for 09:00 on weekdays',
+        )
       }
-      if (!nextRunAt) throw new BadRequestError(`cron "${input.cron}" never fires again`)
+      if (!nextRunAt)
+        throw new BadRequestError(
+          `cron "${input.cron}" never fires again; give one with a future time`,
+        )
     } else {
-      runAt = new Date(input.runAt!)
+      // Without an offset, Date would read it in the broker's own zone, not the caller's.
+      runAt = ISO_WITH_OFFSET.test(input.runAt!) ? new Date(input.runAt!) : new Date(NaN)
       if (Number.isNaN(runAt.getTime()))
         throw new BadRequestError(
-          `run_at "${input.runAt}" is not an ISO 8601 time (e.g. 2026-12-01T09:00:00Z)`,
+          `run_at "${input.runAt}" is not an ISO 8601 time with Z or an offset ` +
+            '(e.g. 2026-12-01T09:00:00Z or 2026-12-01T10:00:00+01:00)',
+        )
+      // A wrong year or day would otherwise fire at once instead of failing.
+      if (runAt.getTime() < Date.now() - PAST_GRACE_MS)
+        throw new BadRequestError(
+          `run_at ${runAt.toISOString()} is in the past (now ${new Date().toISOString()}); ` +
+            'give a future time',
         )
       nextRunAt = runAt
     }

@@ -51,7 +51,10 @@ export function registerScheduleTools(
         run_at: z
           .string()
           .optional()
-          .describe('One-time ISO 8601 date-time, e.g. "2026-12-01T09:00:00Z"'),
+          .describe(
+            'One-time ISO 8601 date-time with Z or a UTC offset, in the future, e.g. ' +
+              '"2026-12-01T09:00:00Z" or "2026-12-01T10:00:00+01:00"',
+          ),
         timezone: z
           .string()
           .optional()
