@@ -296,6 +296,43 @@ export function createOpenVikingStore(options: OpenVikingStoreOptions): Workspac
         const old = known.get(path)
         if (!old || old.parts) await http.remove(uri + partsSuffix, what, true)
       })
+      await pruneEmptied(id, manifest, paths)
+    })
+  }
+
+  /**
+   * Removes each directory whose last file just went (with its sidecars): OpenViking keeps
+   * empty directories, and a file of the same name could not take its place. A directory the
+   * tree still shows a file in (one this store did not write) stays.
+   */
+  async function pruneEmptied(
+    id: string,
+    manifest: Map<string, ManifestRecord>,
+    removed: string[],
+  ): Promise<void> {
+    const inUse = new Set<string>()
+    for (const path of manifest.keys())
+      for (let at = path.indexOf('/'); at >= 0; at = path.indexOf('/', at + 1))
+        inUse.add(path.slice(0, at))
+    const emptied = new Set<string>()
+    for (const path of removed) {
+      // The topmost directory left without a file holds every emptied one below it.
+      for (let at = path.indexOf('/'); at >= 0; at = path.indexOf('/', at + 1)) {
+        const dir = path.slice(0, at)
+        if (inUse.has(dir)) continue
+        emptied.add(dir)
+        break
+      }
+    }
+    if (emptied.size === 0) return
+    const root = workspaceRoot(id)
+    const what = `${quoted([...emptied])} ${inWorkspace(id)}`
+    const tree = (await http.tree(root, what, treeNodeLimit)) ?? []
+    if (tree.length >= treeNodeLimit) return
+    const listed = tree.flatMap((raw) => fromTreeEntry(id, root, raw)?.path ?? [])
+    await mapLimit([...emptied], deleteConcurrency, async (dir) => {
+      if (listed.some((path) => isUnderPrefix(path, dir))) return
+      await http.remove(root + toStoredPath(dir), what, true)
     })
   }
 

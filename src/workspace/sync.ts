@@ -1,10 +1,10 @@
 import { mkdir, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises'
 import { dirname, join } from 'node:path'
+import { BrokerError } from '../errors.ts'
 import type { Logger } from '../log.ts'
 import type { WorkspaceLock } from './lock.ts'
 import { diffManifests, scanTree, type Manifest } from './manifest.ts'
-import { resolveInside } from './paths.ts'
-import { mapLimit, type StoreFile, type WorkspaceStore } from './store.ts'
+import { checkStorePath, mapLimit, type StoreFile, type WorkspaceStore } from './store.ts'
 
 /** The two trees a worker gets, by their prefix in the store. */
 export interface SyncDirs {
@@ -25,6 +25,7 @@ export interface PushResult {
   written: number
   deleted: number
   bytes: number
+  /** Files not stored: they hold a secret, or the store refused their name. */
   skipped: string[]
   ms: number
 }
@@ -42,6 +43,10 @@ interface SpoolEntry {
   id: string
   dir: string
 }
+
+/** The store refused the request itself (a name it cannot keep, a type clash): no retry helps. */
+const isRefusal = (err: unknown) =>
+  err instanceof BrokerError && err.status >= 400 && err.status < 500
 
 /**
  * Pulls a workspace into a worker's directories before a turn and pushes back what the turn
@@ -66,11 +71,49 @@ export function createWorkspaceSync(deps: {
       try {
         return await fn()
       } catch (err) {
-        if (attempt >= retry.attempts) throw err
+        if (attempt >= retry.attempts || isRefusal(err)) throw err
         log.warn(`${what} failed; retrying`, { attempt, err: (err as Error).message })
         await Bun.sleep(retry.baseDelayMs * 2 ** (attempt - 1))
       }
     }
+  }
+
+  /** Writes `files` one by one after the store refused them as a batch; answers the refused. */
+  async function writeEach(workspaceId: string, files: StoreFile[]): Promise<string[]> {
+    const refused: string[] = []
+    for (const file of files) {
+      try {
+        await store.writeMany(workspaceId, [file])
+      } catch (err) {
+        if (!isRefusal(err)) throw err
+        refused.push(file.path)
+        log.warn('the store refused a workspace file; it is not kept', {
+          workspaceId,
+          path: file.path,
+          err: (err as Error).message,
+        })
+      }
+    }
+    return refused
+  }
+
+  /**
+   * Deletes, then writes: a file replaced by a directory of the same name needs the file gone
+   * first. A file the store refuses is left out and answered, so that it holds back neither
+   * the other files nor (from a spool) every later turn of the workspace.
+   */
+  async function apply(workspaceId: string, files: StoreFile[], deleted: string[], what: string) {
+    return withRetry(what, async () => {
+      if (deleted.length > 0) await store.remove(workspaceId, deleted)
+      if (files.length === 0) return []
+      try {
+        await store.writeMany(workspaceId, files)
+        return []
+      } catch (err) {
+        if (!isRefusal(err)) throw err
+        return writeEach(workspaceId, files)
+      }
+    })
   }
 
   const spools = async (workspaceId: string): Promise<SpoolEntry[]> => {
@@ -93,10 +136,12 @@ export function createWorkspaceSync(deps: {
         path,
         bytes: new Uint8Array(await readFile(join(spool.dir, 'files', path))),
       }))
-      await withRetry(`pushing spooled changes to ${store.describe()}`, async () => {
-        if (files.length > 0) await store.writeMany(workspaceId, files)
-        if (meta.deleted.length > 0) await store.remove(workspaceId, meta.deleted)
-      })
+      await apply(
+        workspaceId,
+        files,
+        meta.deleted,
+        `pushing spooled changes to ${store.describe()}`,
+      )
       await rm(spool.dir, { recursive: true, force: true })
       log.info('pushed spooled workspace changes', { workspaceId, spool: spool.id })
     }
@@ -119,8 +164,12 @@ export function createWorkspaceSync(deps: {
           const root = tree.key === 'config' ? dirs.configDir : dirs.projectDir
           const entries = await store.list(workspaceId, tree.prefix)
           await mapLimit(entries, CONCURRENCY, async (entry) => {
+            // Store paths are checked relative paths, and the directories are new and hold no
+            // symlink. resolveInside would read a leading "~" as home and "\" as a separator.
+            const segments = checkStorePath(entry.path).slice(1)
+            if (segments.length === 0) return
             const content = await store.read(workspaceId, entry.path)
-            const target = await resolveInside(root, entry.path.slice(tree.prefix.length + 1))
+            const target = join(root, ...segments)
             await mkdir(dirname(target), { recursive: true })
             await writeFile(target, content)
             files++
@@ -144,7 +193,11 @@ export function createWorkspaceSync(deps: {
      * Stores what changed since the pull (deletions too). When the store stays down, the
      * changes go to the spool and the error is rethrown; nothing is lost.
      */
-    async push(workspaceId: string, dirs: SyncDirs, before: PullResult['before']): Promise<PushResult> {
+    async push(
+      workspaceId: string,
+      dirs: SyncDirs,
+      before: PullResult['before'],
+    ): Promise<PushResult> {
       const started = performance.now()
       const secrets = deps.secrets().filter((s) => s.length >= 8)
       const written: StoreFile[] = []
@@ -166,28 +219,37 @@ export function createWorkspaceSync(deps: {
         }
         for (const rel of diff.deleted) deleted.push(`${tree.prefix}/${rel}`)
       }
-      const bytes = written.reduce((n, f) => n + f.bytes.byteLength, 0)
       if (skipped.length > 0)
-        log.warn('files holding a secret were not stored in the workspace', { workspaceId, skipped })
-      if (written.length === 0 && deleted.length === 0)
-        return { written: 0, deleted: 0, bytes: 0, skipped, ms: Math.round(performance.now() - started) }
-      try {
-        await deps.lock(workspaceId, async () => {
-          await flushSpools(workspaceId)
-          await withRetry(`pushing to ${store.describe()}`, async () => {
-            if (written.length > 0) await store.writeMany(workspaceId, written)
-            if (deleted.length > 0) await store.remove(workspaceId, deleted)
-          })
+        log.warn('files holding a secret were not stored in the workspace', {
+          workspaceId,
+          skipped,
         })
-      } catch (err) {
-        await spool(workspaceId, written, deleted)
-        throw err
-      }
+      if (written.length === 0 && deleted.length === 0)
+        return {
+          written: 0,
+          deleted: 0,
+          bytes: 0,
+          skipped,
+          ms: Math.round(performance.now() - started),
+        }
+      const refused = await deps.lock(workspaceId, async () => {
+        try {
+          await flushSpools(workspaceId)
+          return await apply(workspaceId, written, deleted, `pushing to ${store.describe()}`)
+        } catch (err) {
+          // Spooled while the lock is held: whoever takes it next pushes these changes before
+          // its own, so a later turn's files are never overwritten by an earlier turn's.
+          await spool(workspaceId, written, deleted)
+          throw err
+        }
+      })
+      const refusedPaths = new Set(refused)
+      const stored = written.filter((f) => !refusedPaths.has(f.path))
       return {
-        written: written.length,
+        written: stored.length,
         deleted: deleted.length,
-        bytes,
-        skipped,
+        bytes: stored.reduce((n, f) => n + f.bytes.byteLength, 0),
+        skipped: [...skipped, ...refused].sort(),
         ms: Math.round(performance.now() - started),
       }
     },
@@ -197,7 +259,7 @@ export function createWorkspaceSync(deps: {
   }
 
   async function spool(workspaceId: string, written: StoreFile[], deleted: string[]) {
-    // Time-ordered names: spools are pushed in the order the turns ended.
+    // Time-ordered names, made under the lock: spools are pushed in the order they were made.
     const dir = join(deps.spoolDir, workspaceId, Bun.randomUUIDv7())
     const tmp = `${dir}.tmp`
     for (const f of written) {

@@ -432,6 +432,29 @@ describe('OpenViking store', () => {
     ])
     expect(await store.list('ws')).toEqual([{ path: 'x.txt', size: 1 }])
   })
+
+  test.concurrent(
+    'removing the last file of a directory removes the directory, so a file can take its name; a directory holding a foreign file stays',
+    async () => {
+      await using fake = createFakeOpenViking({ apiKey: key })
+      const store = storeFor(fake)
+      await store.writeMany('ws', [
+        { path: 'lib/deep/a.js', bytes: text('a') },
+        { path: 'keep/b.js', bytes: text('b') },
+      ])
+      // Written by someone else, straight into the workspace directory.
+      fake.files.set(`${root}/keep/foreign.md`, text('not ours'))
+      await store.remove('ws', ['lib/deep/a.js', 'keep/b.js'])
+      expect([...fake.dirs].filter((d) => d.startsWith(`${root}/`)).sort()).toEqual([
+        `${root}/keep`,
+      ])
+      await store.write('ws', 'lib', text('now a file'))
+      expect(await store.list('ws')).toEqual([
+        { path: 'keep/foreign.md', size: 8 },
+        { path: 'lib', size: 10 },
+      ])
+    },
+  )
 })
 
 describe('fake OpenViking', () => {
