@@ -1,3 +1,4 @@
+import { deadline } from './deadline.ts'
 import { UpstreamError } from '../../errors.ts'
 
 export type FetchLike = (input: string | URL | Request, init?: RequestInit) => Promise<Response>
@@ -44,61 +45,48 @@ export function createExecutorRegistryClient(options: {
     signal: AbortSignal | undefined,
   ): Promise<unknown> {
     const where = `${method} ${path.split('?')[0]}`
-    const controller = new AbortController()
-    let timedOut = false
-    const timer = setTimeout(() => {
-      timedOut = true
-      controller.abort()
-    }, timeoutMs)
-    const onAbort = () => controller.abort()
-    if (signal?.aborted) controller.abort()
-    signal?.addEventListener('abort', onAbort, { once: true })
+    const limit = deadline(signal, timeoutMs)
+    let res: Response
+    let text: string
     try {
-      let res: Response
-      let text: string
-      try {
-        res = await doFetch(base + path, {
-          method,
-          signal: controller.signal,
-          headers: body === undefined ? {} : { 'content-type': 'application/json' },
-          body: body === undefined ? undefined : JSON.stringify(body),
+      res = await doFetch(base + path, {
+        method,
+        signal: limit.signal,
+        headers: body === undefined ? {} : { 'content-type': 'application/json' },
+        body: body === undefined ? undefined : JSON.stringify(body),
+      })
+      text = await res.text()
+    } catch (err) {
+      if (limit.timedOut())
+        throw new UpstreamError(
+          `executor registry did not answer ${where} (${what}) within ${formatMs(timeoutMs)}; ` +
+            'the work may still be running on the executor — check its state before retrying, ' +
+            'and split long work into shorter commands',
+          { cause: err },
+        )
+      if (signal?.aborted)
+        throw new UpstreamError(`${where} to the executor registry was cancelled by the caller`, {
+          cause: err,
         })
-        text = await res.text()
-      } catch (err) {
-        if (timedOut)
-          throw new UpstreamError(
-            `executor registry did not answer ${where} (${what}) within ${formatMs(timeoutMs)}; ` +
-              'the work may still be running on the executor — check its state before retrying, ' +
-              'and split long work into shorter commands',
-            { cause: err },
-          )
-        if (signal?.aborted)
-          throw new UpstreamError(`${where} to the executor registry was cancelled by the caller`, {
-            cause: err,
-          })
-        throw new UpstreamError(
-          `executor registry at ${base} is unreachable (${where}, ${what}: ${errorText(err)}); ` +
-            'it may be down — retry in a moment, or tell the user remote execution is unavailable',
-          { cause: err },
-        )
-      }
-      if (!res.ok)
-        throw new UpstreamError(
-          `executor registry answered ${res.status} to ${where} (${what}): ` +
-            `${snippet(text)}; ${adviceFor(res.status)}`,
-        )
-      try {
-        return JSON.parse(text)
-      } catch (err) {
-        throw new UpstreamError(
-          `executor registry answered ${where} (${what}) with a body that is not JSON: ` +
-            `${snippet(text)}; retry once, and report it if it persists`,
-          { cause: err },
-        )
-      }
-    } finally {
-      clearTimeout(timer)
-      signal?.removeEventListener('abort', onAbort)
+      throw new UpstreamError(
+        `executor registry at ${base} is unreachable (${where}, ${what}: ${errorText(err)}); ` +
+          'it may be down — retry in a moment, or tell the user remote execution is unavailable',
+        { cause: err },
+      )
+    }
+    if (!res.ok)
+      throw new UpstreamError(
+        `executor registry answered ${res.status} to ${where} (${what}): ` +
+          `${snippet(text)}; ${adviceFor(res.status)}`,
+      )
+    try {
+      return JSON.parse(text)
+    } catch (err) {
+      throw new UpstreamError(
+        `executor registry answered ${where} (${what}) with a body that is not JSON: ` +
+          `${snippet(text)}; retry once, and report it if it persists`,
+        { cause: err },
+      )
     }
   }
 

@@ -1,3 +1,4 @@
+import { deadline } from './deadline.ts'
 import { UpstreamError } from '../../errors.ts'
 import { errorText, snippet, type FetchLike } from './executor-registry.ts'
 
@@ -20,55 +21,42 @@ export function createImBridgeClient(options: {
   const doFetch: FetchLike = options.fetch ?? fetch
 
   async function post(path: string, body: Record<string, unknown>, signal?: AbortSignal) {
-    const controller = new AbortController()
-    let timedOut = false
-    const timer = setTimeout(() => {
-      timedOut = true
-      controller.abort()
-    }, timeoutMs)
-    const onAbort = () => controller.abort()
-    if (signal?.aborted) controller.abort()
-    signal?.addEventListener('abort', onAbort, { once: true })
+    const limit = deadline(signal, timeoutMs)
+    let res: Response
+    let text: string
     try {
-      let res: Response
-      let text: string
-      try {
-        res = await doFetch(base + path, {
-          method: 'POST',
-          signal: controller.signal,
-          headers: { 'content-type': 'application/json', 'x-internal-secret': options.secret },
-          body: JSON.stringify(body),
-        })
-        text = await res.text()
-      } catch (err) {
-        if (timedOut)
-          throw new UpstreamError(
-            `IM bridge did not answer POST ${path} within ${timeoutMs} ms; the message may or ` +
-              'may not have been delivered — do not resend blindly, tell the user instead',
-            { cause: err },
-          )
-        if (signal?.aborted)
-          throw new UpstreamError(`POST ${path} to the IM bridge was cancelled by the caller`, {
-            cause: err,
-          })
+      res = await doFetch(base + path, {
+        method: 'POST',
+        signal: limit.signal,
+        headers: { 'content-type': 'application/json', 'x-internal-secret': options.secret },
+        body: JSON.stringify(body),
+      })
+      text = await res.text()
+    } catch (err) {
+      if (limit.timedOut())
         throw new UpstreamError(
-          `IM bridge at ${base} is unreachable (POST ${path}: ${errorText(err)}); ` +
-            'nothing was sent — retry in a moment, or give the answer in your reply instead',
+          `IM bridge did not answer POST ${path} within ${timeoutMs} ms; the message may or ` +
+            'may not have been delivered — do not resend blindly, tell the user instead',
           { cause: err },
         )
-      }
-      if (!res.ok)
-        throw new UpstreamError(
-          `IM bridge answered ${res.status} to POST ${path}: ${snippet(text)}; ` +
-            'nothing was sent — ' +
-            (res.status >= 500
-              ? 'retry in a moment, or give the answer in your reply instead'
-              : 'check the arguments (size, format, caption), or give the answer in your reply'),
-        )
-    } finally {
-      clearTimeout(timer)
-      signal?.removeEventListener('abort', onAbort)
+      if (signal?.aborted)
+        throw new UpstreamError(`POST ${path} to the IM bridge was cancelled by the caller`, {
+          cause: err,
+        })
+      throw new UpstreamError(
+        `IM bridge at ${base} is unreachable (POST ${path}: ${errorText(err)}); ` +
+          'nothing was sent — retry in a moment, or give the answer in your reply instead',
+        { cause: err },
+      )
     }
+    if (!res.ok)
+      throw new UpstreamError(
+        `IM bridge answered ${res.status} to POST ${path}: ${snippet(text)}; ` +
+          'nothing was sent — ' +
+          (res.status >= 500
+            ? 'retry in a moment, or give the answer in your reply instead'
+            : 'check the arguments (size, format, caption), or give the answer in your reply'),
+      )
   }
 
   const target = (to: ImTarget) => ({ channel_id: to.channelId, to_user_id: to.toUserId })
