@@ -1,23 +1,16 @@
 import type { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js'
-import type { RequestHandlerExtra } from '@modelcontextprotocol/sdk/shared/protocol.js'
-import type {
-  CallToolResult,
-  ServerNotification,
-  ServerRequest,
-  ToolAnnotations,
-} from '@modelcontextprotocol/sdk/types.js'
+import type { CallToolResult, ToolAnnotations } from '@modelcontextprotocol/sdk/types.js'
 import { z } from 'zod'
-import { BrokerError } from '../../errors.ts'
 import type { Logger } from '../../log.ts'
 import type { ExecutorRegistryClient } from '../backends/executor-registry.ts'
 import type { WorkerContext } from '../context.ts'
+import { errorResult, failure, progressReporter, textResult } from './result.ts'
 
 export interface ExecutorToolsDeps {
   registry: ExecutorRegistryClient
   log?: Logger
 }
 
-export type ToolExtra = RequestHandlerExtra<ServerRequest, ServerNotification>
 type RemoteArgs = { executor_id: string } & Record<string, unknown>
 
 const executorId = z
@@ -235,43 +228,4 @@ export function registerExecutorTools(
       }
     },
   )
-}
-
-/**
- * Sends `notifications/progress` for the request when the client asked for them (it sent a
- * progressToken); clients that reset their timeout on progress then keep waiting.
- */
-export function progressReporter(
-  extra: ToolExtra,
-  label: string,
-): ((elapsedMs: number) => void) | undefined {
-  const progressToken = extra._meta?.progressToken
-  if (progressToken === undefined) return undefined
-  let progress = 0
-  return (elapsedMs) => {
-    progress += 1
-    const message = `${label}: still running after ${Math.round(elapsedMs / 1000)} s`
-    extra
-      .sendNotification({
-        method: 'notifications/progress',
-        params: { progressToken, progress, message },
-      })
-      .catch(() => {})
-  }
-}
-
-export function textResult(text: string): CallToolResult {
-  return { content: [{ type: 'text', text }] }
-}
-
-export function errorResult(text: string): CallToolResult {
-  return { content: [{ type: 'text', text }], isError: true }
-}
-
-/** A handler never throws: the model gets what went wrong and what to do instead. */
-export function failure(err: unknown, tool: string, log?: Logger): CallToolResult {
-  if (err instanceof BrokerError) return errorResult(err.message)
-  log?.error('mcp tool failed', { tool, err })
-  const message = err instanceof Error ? err.message : String(err)
-  return errorResult(`${tool} failed unexpectedly: ${message}; retry once, then tell the user`)
 }

@@ -7,7 +7,7 @@ import type { ExecutorRegistryClient, FetchLike } from '../backends/executor-reg
 import { errorText } from '../backends/executor-registry.ts'
 import type { ImBridgeClient, ImTarget } from '../backends/im-bridge.ts'
 import type { WorkerContext } from '../context.ts'
-import { failure, progressReporter, textResult, type ToolExtra } from './executor.ts'
+import { failure, progressReporter, textResult, type ToolExtra } from './result.ts'
 
 export interface ImToolsDeps {
   imBridge: ImBridgeClient

@@ -5,7 +5,7 @@ import type { ScheduledTaskRow } from '../../db/schema.ts'
 import type { Logger } from '../../log.ts'
 import type { Schedules } from '../../turns/schedules.ts'
 import type { WorkerContext } from '../context.ts'
-import { failure, textResult } from './executor.ts'
+import { failure, textResult } from './result.ts'
 
 export interface ScheduleToolsDeps {
   schedules: Schedules

@@ -23,7 +23,7 @@ import {
 import type { Logger } from '../../log.ts'
 import { isWithin, resolveInside } from '../../workspace/paths.ts'
 import type { WorkerContext } from '../context.ts'
-import { failure, textResult } from './executor.ts'
+import { failure, textResult } from './result.ts'
 import { decodeBase64Strict } from './im.ts'
 
 export interface WorkspaceToolsDeps {
