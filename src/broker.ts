@@ -148,7 +148,13 @@ export async function startBroker(config: Readonly<Config>, log?: Logger): Promi
       lock: createWorkspaceLock(database),
       spoolDir: join(config.dataDir, 'spool'),
       log: logger,
-      secrets: () => [...Object.values(config.anthropicEnv), secret],
+      // Credentials only: a model name or base URL is in every transcript, which must be stored.
+      secrets: () => [
+        ...Object.entries(config.anthropicEnv)
+          .filter(([k]) => /KEY|TOKEN|SECRET|HEADERS/.test(k))
+          .map(([, v]) => v),
+        secret,
+      ],
     })
     const executor = createTurnExecutor({
       db,

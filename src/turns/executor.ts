@@ -163,7 +163,11 @@ export function createTurnExecutor(deps: {
 
       const maxMs = Number(turn.metadata.max_duration_ms ?? config.turnMaxMs)
       const ac = new AbortController()
-      const timeout = Bun.sleep(maxMs).then(() => ({ kind: 'timeout' as const }))
+      // A timer cleared when the turn ends: a pending Bun.sleep would hold the turn for maxMs.
+      let timer: Timer | undefined
+      const timeout = new Promise<{ kind: 'timeout' }>((resolve) => {
+        timer = setTimeout(() => resolve({ kind: 'timeout' }), maxMs)
+      })
       const exit = r.exited.then((code) => ({ kind: 'exit' as const, code }))
       const stop = control.stopped.then((reason) => ({ kind: 'stop' as const, reason }))
       try {
@@ -218,6 +222,7 @@ export function createTurnExecutor(deps: {
         }
       } finally {
         ac.abort()
+        clearTimeout(timer)
       }
     } finally {
       watch.close()

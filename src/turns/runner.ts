@@ -1,5 +1,5 @@
 import { hostname } from 'node:os'
-import { readFile } from 'node:fs/promises'
+import { readdir, readFile } from 'node:fs/promises'
 import type { Db } from '../db/open.ts'
 import {
   claimNextTurn,
@@ -32,18 +32,59 @@ function ownerIsDead(owner: string): boolean {
   return host === hostname() && !pidAlive(Number(pid))
 }
 
-/** Kills what is left of a crashed broker's worker, if it is still the turn's process. */
+/**
+ * Whether a stopped broker's worker of this turn is still alive: its group leader, or anything
+ * left in its process group (a tool's child outlives a leader that died with its pipes). Both
+ * are told apart from an unrelated process that reuses the id by the turn id in their
+ * environment, which children inherit.
+ */
+async function leftoverGroupAlive(turn: TurnRow, pgid: number): Promise<boolean> {
+  const marker = `CCBROKER_TURN_ID=${turn.id}`
+  const carries = async (pid: string) =>
+    (await readFile(`/proc/${pid}/environ`, 'utf8').catch(() => '')).split('\0').includes(marker)
+  if (await carries(String(pgid))) return true
+  for (const pid of await readdir('/proc').catch(() => [] as string[])) {
+    if (!/^\d+$/.test(pid)) continue
+    const stat = await readFile(`/proc/${pid}/stat`, 'utf8').catch(() => '')
+    // "pid (comm) state ppid pgrp …": comm may hold spaces, so count from its ')'.
+    const pgrp = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[2])
+    if (pgrp === pgid && (await carries(pid))) return true
+  }
+  return false
+}
+
+/** Kills what is left of a crashed broker's worker (its whole process group) on this host. */
 async function killLeftoverWorker(turn: TurnRow, log: Logger) {
-  if (!turn.workerPid || !turn.leaseOwner?.startsWith(`${hostname()}/`)) return
-  const environ = await readFile(`/proc/${turn.workerPid}/environ`, 'utf8').catch(() => '')
-  if (!environ.split('\0').includes(`CCBROKER_TURN_ID=${turn.id}`)) return
-  log.warn('killing the worker a stopped broker left behind', { pid: turn.workerPid })
+  const pgid = turn.workerPid
+  if (!pgid || !turn.leaseOwner?.startsWith(`${hostname()}/`)) return
+  if (!(await leftoverGroupAlive(turn, pgid))) return
+  log.warn('killing the worker a stopped broker left behind', { turnId: turn.id, pid: pgid })
   try {
-    process.kill(-turn.workerPid, 'SIGKILL')
+    process.kill(-pgid, 'SIGKILL')
   } catch {
     // Gone already.
   }
 }
+
+/** What recovery does with a turn whose broker stopped, and what it says about it. */
+type Recovery = { state: 'queued' | 'failed' | 'cancelled'; error: string; log: string }
+const RECOVERED = {
+  requeued: {
+    state: 'queued',
+    error: 'the broker running it stopped before it finished',
+    log: 'turn re-queued after a broker stopped',
+  },
+  failed: {
+    state: 'failed',
+    error: 'the broker running this turn stopped twice (crash or kill); not retried',
+    log: 'turn failed after a second broker stop',
+  },
+  cancelled: {
+    state: 'cancelled',
+    error: 'cancelled; the broker running it stopped before its worker did',
+    log: 'cancel carried out after a broker stopped',
+  },
+} satisfies Record<string, Recovery>
 
 interface Active {
   turn: TurnRow
@@ -72,9 +113,13 @@ export function createTurnRunner(deps: {
   const active = new Map<string, Active>()
   let stopped = false
   let wakeUp: (() => void) | null = null
+  // Set by every wake: one that comes while a claim is in flight (its query may not have seen
+  // the new turn) makes the loop claim again instead of sleeping until the next poll.
+  let woken = false
   const timers: Timer[] = []
 
   const wake = () => {
+    woken = true
     wakeUp?.()
     wakeUp = null
   }
@@ -85,55 +130,45 @@ export function createTurnRunner(deps: {
     const recovered = await db.transaction(async (tx) => {
       const t = tx as unknown as Db
       const rows = await lockAbandonedTurns(t, dead)
-      const out: { turn: TurnRow; requeued: boolean }[] = []
+      const out: { turn: TurnRow; outcome: Recovery }[] = []
       for (const turn of rows) {
         if (active.has(turn.id)) continue
-        const requeued = turn.attempts < 2
+        // Before the turn can be claimed again: a new worker must not meet the old one.
+        await killLeftoverWorker(turn, log)
+        // A cancel its broker had no time to carry out is carried out here, not run again.
+        const outcome = turn.cancelRequested
+          ? RECOVERED.cancelled
+          : turn.attempts < 2
+            ? RECOVERED.requeued
+            : RECOVERED.failed
         await updateTurn(
           t,
           turn.id,
-          requeued
+          outcome.state === 'queued'
             ? { state: 'queued', leaseOwner: null, leaseExpiresAt: null, workerPid: null }
-            : {
-                state: 'failed',
-                finishedAt: new Date(),
-                error: 'the broker running this turn stopped twice (crash or kill); not retried',
-              },
+            : { state: outcome.state, finishedAt: new Date(), error: outcome.error },
         )
-        out.push({ turn, requeued })
+        out.push({ turn, outcome })
       }
       return out
     })
-    for (const { turn, requeued } of recovered) {
-      await killLeftoverWorker(turn, log)
-      const reason = 'the broker running it stopped before it finished'
-      log.warn(requeued ? 'turn re-queued after a broker stopped' : 'turn failed after a second broker stop', {
-        turnId: turn.id,
-        attempts: turn.attempts,
-      })
-      const payloads: Record<string, unknown>[] = requeued
-        ? [{ type: 'turn_recovered', turn_id: turn.id, attempt: turn.attempts, reason }]
-        : [
-            {
-              type: 'error',
-              turn_id: turn.id,
-              message: 'the broker running this turn stopped twice (crash or kill); not retried',
-            },
-            {
-              type: 'done',
-              turn_id: turn.id,
-              state: 'failed',
-              error: 'the broker running this turn stopped twice (crash or kill); not retried',
-              result: null,
-            },
-          ]
+    for (const { turn, outcome } of recovered) {
+      log.warn(outcome.log, { turnId: turn.id, attempts: turn.attempts })
+      const { state, error } = outcome
+      const payloads: Record<string, unknown>[] =
+        state === 'queued'
+          ? [{ type: 'turn_recovered', turn_id: turn.id, attempt: turn.attempts, reason: error }]
+          : [
+              ...(state === 'failed' ? [{ type: 'error', turn_id: turn.id, message: error }] : []),
+              { type: 'done', turn_id: turn.id, state, error, result: null },
+            ]
       await deps.events.append(
         turn.sessionId,
         payloads.map((payload) => ({ payload })),
         { source: 'broker', turnId: turn.id },
       )
     }
-    if (recovered.some((r) => r.requeued)) wake()
+    if (recovered.some((r) => r.outcome.state === 'queued')) wake()
   }
 
   function launch(turn: TurnRow) {
@@ -159,6 +194,7 @@ export function createTurnRunner(deps: {
 
   async function loop() {
     while (!stopped) {
+      woken = false
       let claimed: TurnRow | null = null
       if (active.size < deps.maxWorkers) {
         try {
@@ -171,9 +207,15 @@ export function createTurnRunner(deps: {
         launch(claimed)
         continue
       }
+      if (woken) continue
       await new Promise<void>((resolve) => {
-        wakeUp = resolve
-        setTimeout(resolve, deps.pollMs ?? 1000)
+        const timer = setTimeout(done, deps.pollMs ?? 1000)
+        function done() {
+          clearTimeout(timer)
+          wakeUp = null
+          resolve()
+        }
+        wakeUp = done
       })
     }
   }

@@ -3,14 +3,31 @@ import { listEventsSince } from '../db/repos/events.ts'
 import type { Bus, EventRow } from '../events/bus.ts'
 import { frameText, sseResponse } from '../events/sse.ts'
 import { eventJson } from '../sessions/client-events.ts'
+import { isTerminal } from './queue.ts'
 
 const PAGE = 500
+const SSE_HEADERS = {
+  'content-type': 'text/event-stream',
+  'cache-control': 'no-cache',
+  'x-accel-buffering': 'no',
+}
 const isDone = (e: EventRow) => e.source === 'broker' && e.eventType === 'done'
 
 /** A turn's events as SSE: replay after the cursor, then live, closing after its `done`. */
 export function createTurnStreams(deps: { db: Db; bus: Bus; keepaliveMs: number }) {
   return {
-    open(turn: { id: string; sessionId: string }, since: number, signal: AbortSignal): Response {
+    async open(
+      turn: { id: string; sessionId: string; state: string },
+      since: number,
+      signal: AbortSignal,
+    ): Promise<Response> {
+      // A finished turn has nothing after its done event: a cursor already past it would wait
+      // forever for one, so that stream ends at once.
+      if (
+        isTerminal(turn.state) &&
+        (await listEventsSince(deps.db, turn.sessionId, since, 1, { turnId: turn.id })).length === 0
+      )
+        return new Response(': connected\n\n', { headers: SSE_HEADERS })
       return sseResponse({
         bus: deps.bus,
         sessionId: turn.sessionId,

@@ -3,7 +3,7 @@ import type { Db } from '../db/open.ts'
 import { listInternalEvents } from '../db/repos/internal-events.ts'
 import type { EventLog } from '../events/log.ts'
 import type { SessionService } from '../sessions/service.ts'
-import { baseArgs, baseEnv, mcpConfigArgs } from './claude-args.ts'
+import { baseArgs, baseEnv, mcpConfigArgs, userMessageFor } from './claude-args.ts'
 import { spawnClaude } from './spawn.ts'
 import type { TurnSpec, WorkerRun, WorkerTransport } from './transport.ts'
 
@@ -41,6 +41,13 @@ export function createCcrTransport(deps: {
         CLAUDE_CODE_SESSION_ACCESS_TOKEN: bridge.workerJwt,
         CLAUDE_CODE_POST_FOR_SESSION_INGRESS_V2: '1',
       }
+      // The worker reads the message from its stream; a re-run needs it there under a new uuid.
+      const message = userMessageFor(spec)
+      if (message.resent)
+        await deps.events.append(spec.session.id, [{ payload: message.payload }], {
+          source: 'client',
+          turnId: spec.turn.id,
+        })
       const worker = spawnClaude({
         bin: deps.bin,
         args,

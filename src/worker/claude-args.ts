@@ -58,3 +58,18 @@ export async function mcpConfigArgs(spec: TurnSpec, token: string): Promise<stri
   await writeFile(path, JSON.stringify({ mcpServers }), { mode: 0o600 })
   return ['--mcp-config', path]
 }
+
+/**
+ * The turn's user message for this worker. A turn started before (re-queued after its broker
+ * stopped) may already be in the transcript the new worker resumes, and Claude Code skips a user
+ * message whose uuid it knows (protocol doc §12): the turn would wait for a result that never
+ * comes. So a re-run sends the message again under a new uuid, logged like any client event.
+ */
+export function userMessageFor(spec: TurnSpec): {
+  payload: Record<string, unknown>
+  resent: boolean
+} {
+  // A worker epoch is recorded just before a worker starts: one from an earlier start → re-run.
+  if (spec.turn.workerEpoch === null) return { payload: spec.userPayload, resent: false }
+  return { payload: { ...spec.userPayload, uuid: crypto.randomUUID() }, resent: true }
+}

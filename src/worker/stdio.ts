@@ -3,7 +3,7 @@ import type { Config } from '../config.ts'
 import { StaleEpochError } from '../errors.ts'
 import type { AppendItem, EventLog } from '../events/log.ts'
 import type { SessionService } from '../sessions/service.ts'
-import { baseArgs, baseEnv, mcpConfigArgs, transcriptPath } from './claude-args.ts'
+import { baseArgs, baseEnv, mcpConfigArgs, transcriptPath, userMessageFor } from './claude-args.ts'
 import { spawnClaude } from './spawn.ts'
 import type { TurnSpec, WorkerRun, WorkerTransport } from './transport.ts'
 
@@ -109,8 +109,14 @@ export function createStdioTransport(deps: {
           spec.log.warn('could not write to worker stdin', { err })
         }
       }
+      const message = userMessageFor(spec)
+      if (message.resent)
+        await deps.events.append(spec.session.id, [{ payload: message.payload }], {
+          source: 'client',
+          turnId: spec.turn.id,
+        })
       await write({
-        ...spec.userPayload,
+        ...message.payload,
         session_id: spec.session.claudeSessionId,
       })
       const exited = worker.exited.then(async (code) => {

@@ -49,36 +49,34 @@ export async function claimNextTurn(
   owner: string,
   leaseMs: number,
 ): Promise<TurnRow | null> {
-  const result = await db.execute(sql`
-    with candidate as (
-      select t.id
-      from turns t
-      join sessions s on s.id = t.session_id
-      where t.state = 'queued'
-        and not exists (
-          select 1 from turns r where r.session_id = t.session_id and r.state = 'running')
-        and not exists (
-          select 1 from turns e
-          where e.session_id = t.session_id and e.state = 'queued'
-            and (e.enqueued_at, e.id) < (t.enqueued_at, t.id))
-      order by t.enqueued_at, t.id
-      limit 1
-      for update of t, s skip locked
+  // One round trip: the candidate is an InitPlan (evaluated once), locked SKIP LOCKED.
+  const rows = await db
+    .update(turns)
+    .set({
+      state: 'running',
+      leaseOwner: owner,
+      leaseExpiresAt: sql`clock_timestamp() + ${`${leaseMs} milliseconds`}::interval`,
+      startedAt: sql`clock_timestamp()`,
+      attempts: sql`${turns.attempts} + 1`,
+    })
+    .where(
+      sql`${turns.id} = (
+        select t.id
+        from turns t
+        join sessions s on s.id = t.session_id
+        where t.state = 'queued'
+          and not exists (
+            select 1 from turns r where r.session_id = t.session_id and r.state = 'running')
+          and not exists (
+            select 1 from turns e
+            where e.session_id = t.session_id and e.state = 'queued'
+              and (e.enqueued_at, e.id) < (t.enqueued_at, t.id))
+        order by t.enqueued_at, t.id
+        limit 1
+        for update of t, s skip locked)`,
     )
-    update turns set
-      state = 'running',
-      lease_owner = ${owner},
-      lease_expires_at = clock_timestamp() + ${`${leaseMs} milliseconds`}::interval,
-      started_at = clock_timestamp(),
-      attempts = turns.attempts + 1
-    from candidate
-    where turns.id = candidate.id
-    returning turns.id`)
-  const rows = (Array.isArray(result) ? result : (result as { rows: unknown[] }).rows) as {
-    id: string
-  }[]
-  const id = rows[0]?.id
-  return id ? getTurn(db, id) : null
+    .returning()
+  return rows[0] ?? null
 }
 
 /** Extends the leases this broker holds; answers the running turns that are still its own. */
