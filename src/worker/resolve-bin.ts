@@ -22,6 +22,6 @@ export async function resolveClaudeBin(
     path: null,
     problem:
       'no Claude Code binary: `claude` is not on PATH and CCBROKER_CLAUDE_BIN is not set; ' +
-      'turns fail until one is installed',
+      'turn requests answer 503 until one is installed',
   }
 }
