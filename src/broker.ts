@@ -68,8 +68,10 @@ export async function startBroker(config: Readonly<Config>, log?: Logger): Promi
       bufferEvents: config.sseBufferEvents,
       log: logger,
     })
-    await bridgeNotifications(database, bus)
-    const events = createEventLog({ database, bus, dedup: createDedup() })
+    // One id per broker start: on leases, and on NOTIFYs so a broker skips its own.
+    const owner = newOwnerId()
+    await bridgeNotifications(database, bus, owner)
+    const events = createEventLog({ database, bus, dedup: createDedup(), origin: owner })
     let publicUrl = config.publicUrl ?? ''
     const sessions = createSessionService({
       db,
@@ -99,7 +101,6 @@ export async function startBroker(config: Readonly<Config>, log?: Logger): Promi
       : config.workerTransport === 'ccr'
         ? createCcrTransport({ config, bin: claude.path, db, sessions, events })
         : createStdioTransport({ config, bin: claude.path, sessions, events })
-    const owner = newOwnerId()
     const permissions = createPermissions({
       db,
       events,

@@ -12,15 +12,44 @@ const joseMessages: Record<string, string> = {
   ERR_JOSE_ALG_NOT_ALLOWED: 'worker token must be signed with HS256',
 }
 
+type Schema = {
+  anyOf?: Schema[]
+  const?: unknown
+  type?: string
+  description?: string
+  minLength?: number
+  minItems?: number
+}
+
+const describeMember = (m: Schema): string =>
+  m.const !== undefined
+    ? JSON.stringify(m.const)
+    : m.type === 'string' && m.minLength
+      ? 'a non-empty string'
+      : m.type === 'array' && m.minItems
+        ? 'a non-empty array'
+        : `${m.type === 'array' || m.type === 'object' || m.type === 'integer' ? 'an' : 'a'} ${m.type ?? 'value'}`
+
+/** TypeBox words a union failure as "should be one of: 'string', 'string'": say the values. */
+function unionExpectation(schema: Schema | undefined): string | null {
+  if (!schema?.anyOf) return null
+  const members = schema.anyOf.map(describeMember)
+  return `expected ${members.length > 1 ? 'one of ' : ''}${members.join(', ')}`
+}
+
 /** `<field path>: <what was expected>`, from the error nearest the root (the clearest one). */
 function validationMessage(error: unknown): string {
-  const e = error as { type?: string; all?: { path?: string; summary?: string; message?: string }[] }
+  const e = error as {
+    type?: string
+    all?: { path?: string; summary?: string; message?: string; schema?: Schema }[]
+  }
   const nearest = [...(e.all ?? [])].sort(
     (a, b) => (a.path ?? '').split('/').length - (b.path ?? '').split('/').length,
   )[0]
   if (!nearest) return `${e.type ?? 'request'}: does not match the schema`
   const path = (nearest.path ?? '').replace(/^\//, '').replaceAll('/', '.')
-  return `${path || e.type || 'body'}: ${nearest.summary ?? nearest.message ?? 'invalid value'}`
+  const what = unionExpectation(nearest.schema) ?? nearest.summary ?? nearest.message
+  return `${path || e.type || 'body'}: ${what ?? 'invalid value'}`
 }
 
 /** Maps every failure to JSON `{error}` with the right status; nothing else reaches a client. */

@@ -52,7 +52,13 @@ export function eventTypeOf(payload: Record<string, unknown>): string {
  * The session event log: append (epoch fence, dedup, seq, commit, then publish) and reads.
  * Appends to one session serialize on the session row, so seqs are committed in order.
  */
-export function createEventLog(deps: { database: Database; bus: Bus; dedup: Dedup }) {
+export function createEventLog(deps: {
+  database: Database
+  bus: Bus
+  dedup: Dedup
+  /** This broker's id in NOTIFY payloads, so it can skip its own (already published). */
+  origin: string
+}) {
   const { database, bus, dedup } = deps
   const db = database.db
 
@@ -95,7 +101,7 @@ export function createEventLog(deps: { database: Database; bus: Bus; dedup: Dedu
       const last = inserted.at(-1)
       if (last && database.driver === 'postgres')
         await t.execute(
-          sql`select pg_notify(${NOTIFY_CHANNEL}, ${JSON.stringify({ s: sessionId, l: last.seq })})`,
+          sql`select pg_notify(${NOTIFY_CHANNEL}, ${JSON.stringify({ s: sessionId, l: last.seq, o: deps.origin })})`,
         )
       return { inserted, prevSeq }
     })

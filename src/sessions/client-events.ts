@@ -95,6 +95,16 @@ export function createSessionEvents(deps: {
   keepaliveMs: number
 }) {
   const { db } = deps
+  // The bus hands every listener the same row: serialise each event once, not once per listener.
+  const frames = new WeakMap<EventRow, string>()
+  const frame = (e: EventRow) => {
+    let text = frames.get(e)
+    if (text === undefined) {
+      text = frameText(null, e.seq, eventJson(e))
+      frames.set(e, text)
+    }
+    return text
+  }
   const requireSession = async (id: string) => {
     if (!(await getSession(db, id))) throw new NotFoundError(`session ${id} not found`)
   }
@@ -137,7 +147,7 @@ export function createSessionEvents(deps: {
         afterSeq: since,
         replay: (after) => listEventsSince(db, sessionId, after, LISTENER_PAGE),
         replayPageSize: LISTENER_PAGE,
-        frame: (e) => frameText(null, e.seq, eventJson(e)),
+        frame,
         keepaliveMs: deps.keepaliveMs,
         signal,
       })

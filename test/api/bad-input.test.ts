@@ -171,6 +171,25 @@ describe.each(databases())('bad input on $name gets the documented status and st
       (await b.api('POST', '/v1/sessions', { workspace_id: 'a/b' })).body.error,
     ).toStartWith('workspace_id: ')
     expect((await b.api('GET', '/v1/sessions?limit=0')).body.error).toStartWith('limit: ')
+    // Union fields say which values they take, not TypeBox's "'string', 'string'".
+    expect(
+      await b.api('POST', '/api/v2/turns', { session_id: 's', workspace_id: 'w', user_message: '' }),
+    ).toMatchObject({
+      status: 400,
+      body: { error: 'user_message: expected one of a non-empty string, a non-empty array' },
+    })
+    expect(
+      (
+        await b.api('POST', '/api/v2/turns', {
+          session_id: 's',
+          workspace_id: 'w',
+          user_message: 'x',
+          metadata: { permission_mode: 'nope' },
+        })
+      ).body.error,
+    ).toBe(
+      'metadata.permission_mode: expected one of "default", "acceptEdits", "bypassPermissions", "plan", "dontAsk"',
+    )
     await nothingStored()
   })
 })
