@@ -4,7 +4,7 @@ import { startTestBroker, type TestBroker } from '../helpers/broker.ts'
 import { databases } from '../helpers/databases.ts'
 import { openSse, type SseClient, type SseFrame } from '../helpers/sse.ts'
 import { until } from '../helpers/until.ts'
-import { createWorkerClient, type WorkerClient } from '../helpers/worker-client.ts'
+import { bridgeWorker, createWorkerClient } from '../helpers/worker-client.ts'
 
 /** A logger that keeps every record, so tests can read what the bus did (listener counts). */
 function captureLog() {
@@ -78,15 +78,7 @@ describe.each(databases())('listener stream on $name', (db) => {
     expect(res.status).toBe(201)
     return res.body.session.id as string
   }
-  const bridge = async (broker: TestBroker, id: string): Promise<WorkerClient> => {
-    const res = await broker.api('POST', `/v1/sessions/${id}/bridge`)
-    expect(res.status).toBe(200)
-    return createWorkerClient({
-      baseUrl: res.body.api_base_url,
-      token: res.body.worker_jwt,
-      epoch: res.body.worker_epoch,
-    })
-  }
+  const bridge = bridgeWorker
   const sendUser = async (id: string, text: string) => {
     const res = await b.api('POST', `/v1/sessions/${id}/events`, {
       events: [{ payload: userMessage(text) }],

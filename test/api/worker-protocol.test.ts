@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test'
 import { startTestBroker, type TestBroker } from '../helpers/broker.ts'
 import { databases } from '../helpers/databases.ts'
-import { createWorkerClient } from '../helpers/worker-client.ts'
+import { bridgeWorker } from '../helpers/worker-client.ts'
 
 const userMessage = (text: string, uuid: string = crypto.randomUUID()) => ({
   type: 'user',
@@ -23,15 +23,7 @@ describe.each(databases())('CCR v2 worker protocol on $name', (db) => {
     expect(res.status).toBe(201)
     return res.body.session.id as string
   }
-  const bridge = async (id: string) => {
-    const res = await b.api('POST', `/v1/sessions/${id}/bridge`)
-    expect(res.status).toBe(200)
-    return createWorkerClient({
-      baseUrl: res.body.api_base_url,
-      token: res.body.worker_jwt,
-      epoch: res.body.worker_epoch,
-    })
-  }
+  const bridge = (id: string) => bridgeWorker(b, id)
   const sendUser = async (id: string, text: string) => {
     const res = await b.api('POST', `/v1/sessions/${id}/events`, {
       events: [{ payload: userMessage(text) }],

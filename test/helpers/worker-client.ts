@@ -53,3 +53,18 @@ export function createWorkerClient(opts: { baseUrl: string; token: string; epoch
 }
 
 export type WorkerClient = ReturnType<typeof createWorkerClient>
+
+/** Bridges a session on a test broker: a worker client for the new epoch (throws unless 200). */
+export async function bridgeWorker(
+  broker: { api: (method: string, path: string) => Promise<{ status: number; body: any }> },
+  sessionId: string,
+): Promise<WorkerClient> {
+  const res = await broker.api('POST', `/v1/sessions/${sessionId}/bridge`)
+  if (res.status !== 200)
+    throw new Error(`bridge of ${sessionId} answered ${res.status}: ${JSON.stringify(res.body)}`)
+  return createWorkerClient({
+    baseUrl: res.body.api_base_url,
+    token: res.body.worker_jwt,
+    epoch: res.body.worker_epoch,
+  })
+}
