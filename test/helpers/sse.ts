@@ -19,10 +19,21 @@ export interface SseClient extends AsyncDisposable {
   close(): void
 }
 
-/** A minimal SSE reader over fetch: frames split on a blank line, exactly as Claude Code does. */
-export async function openSse(url: string, headers: Record<string, string> = {}): Promise<SseClient> {
+/**
+ * A minimal SSE reader over fetch (a GET, or `init`'s method and body): frames split on a blank
+ * line, exactly as Claude Code does.
+ */
+export async function openSse(
+  url: string,
+  headers: Record<string, string> = {},
+  init: { method?: string; body?: string } = {},
+): Promise<SseClient> {
   const ac = new AbortController()
-  const res = await fetch(url, { headers: { accept: 'text/event-stream', ...headers }, signal: ac.signal })
+  const res = await fetch(url, {
+    ...init,
+    headers: { accept: 'text/event-stream', ...headers },
+    signal: ac.signal,
+  })
   const reader = res.body!.getReader()
   const decoder = new TextDecoder()
   let buffer = ''

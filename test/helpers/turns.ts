@@ -166,62 +166,13 @@ export async function startTurnBroker(opts: {
   return tb
 }
 
-/**
- * POST /api/turns as a stream: the same frame reader as `openSse`, for a POST. `close()` hangs
- * up, as a client that goes away would.
- */
-export async function postTurn(url: string, body: unknown) {
-  const ac = new AbortController()
-  const res = await fetch(`${url}/api/turns`, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json', accept: 'text/event-stream' },
-    body: JSON.stringify(body),
-    signal: ac.signal,
-  })
-  const reader = res.body!.getReader()
-  const decoder = new TextDecoder()
-  const pending: SseFrame[] = []
-  let buffer = ''
-  let ended = false
-  const parse = () => {
-    for (let i = buffer.indexOf('\n\n'); i >= 0; i = buffer.indexOf('\n\n')) {
-      const raw = buffer.slice(0, i + 2)
-      buffer = buffer.slice(i + 2)
-      const fields = new Map<string, string>()
-      for (const line of raw.split('\n')) {
-        const colon = line.indexOf(':')
-        if (line === '' || colon === 0) continue
-        fields.set(line.slice(0, colon), line.slice(colon + 1).replace(/^ /, ''))
-      }
-      const data = fields.get('data')
-      if (data === undefined) continue
-      pending.push({
-        event: fields.get('event') ?? null,
-        id: fields.get('id') ?? null,
-        data: JSON.parse(data),
-        raw,
-      })
-    }
-  }
-  const client = {
-    status: res.status,
-    headers: res.headers,
-    async next(): Promise<SseFrame | null> {
-      for (;;) {
-        const frame = pending.shift()
-        if (frame) return frame
-        if (ended) return null
-        const { value, done } = await reader.read().catch(() => ({ value: undefined, done: true }))
-        if (done) ended = true
-        else buffer += decoder.decode(value, { stream: true })
-        parse()
-      }
-    },
-    close: () => ac.abort(),
-    [Symbol.asyncDispose]: async () => ac.abort(),
-  }
-  return client
-}
+/** POST /api/turns as a stream (`openSse` with a POST). `close()` hangs up, as a client would. */
+export const postTurn = (url: string, body: unknown) =>
+  openSse(
+    `${url}/api/turns`,
+    { 'content-type': 'application/json' },
+    { method: 'POST', body: JSON.stringify(body) },
+  )
 
 /** Reads frames until the stream ends. */
 export async function readAll(sse: { next(): Promise<SseFrame | null> }): Promise<SseFrame[]> {
