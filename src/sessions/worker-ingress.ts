@@ -41,9 +41,14 @@ export function createWorkerIngress(deps: {
   const { db } = deps
 
   /** Runs `fn` while holding the session row, after checking the batch's epoch (§9). */
-  async function fenced<T>(claims: WorkerClaims, epoch: number, fn: (tx: Db) => Promise<T>) {
+  /** A body's `worker_epoch` must be its token's: a worker cannot write for another epoch. */
+  function checkTokenEpoch(claims: WorkerClaims, epoch: number) {
     if (epoch !== claims.epoch)
       throw new ConflictError(`worker_epoch ${epoch} does not match the token's epoch ${claims.epoch}`)
+  }
+
+  async function fenced<T>(claims: WorkerClaims, epoch: number, fn: (tx: Db) => Promise<T>) {
+    checkTokenEpoch(claims, epoch)
     return db.transaction(async (tx) => {
       const t = tx as unknown as Db
       const session = await lockSession(t, claims.sid)
@@ -75,8 +80,8 @@ export function createWorkerIngress(deps: {
     },
 
     async postEvents(claims: WorkerClaims, epoch: number, items: AppendItem[]) {
-      if (epoch !== claims.epoch)
-        throw new ConflictError(`worker_epoch ${epoch} does not match the token's epoch ${claims.epoch}`)
+      // The event log fences the session epoch itself, under the lock it appends with.
+      checkTokenEpoch(claims, epoch)
       return deps.events.append(claims.sid, items, {
         source: 'worker',
         epoch,
