@@ -6,7 +6,7 @@
 //   bun scripts/bench/append-steps.ts [--batches 200] [--size 100] [--only pglite,postgres]
 import { sql } from 'drizzle-orm'
 import { parseArgs } from 'node:util'
-import type { Db } from '../../src/db/open.ts'
+import type { Db } from '../../src/db/handle.ts'
 import { insertEvents, maxEventSeq } from '../../src/db/repos/events.ts'
 import { lockSession } from '../../src/db/repos/sessions.ts'
 import { sessionEvents } from '../../src/db/schema.ts'

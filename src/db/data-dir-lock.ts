@@ -1,6 +1,7 @@
 import { open, readFile, rm } from 'node:fs/promises'
 import { join } from 'node:path'
 import { BrokerError } from '../errors.ts'
+import { isAlive } from '../processes.ts'
 
 export class DataDirLockedError extends BrokerError {
   constructor(dir: string, pid: number) {
@@ -9,21 +10,6 @@ export class DataDirLockedError extends BrokerError {
         'stop that broker or give this one another CCBROKER_DATA_DIR',
     )
     this.name = 'DataDirLockedError'
-  }
-}
-
-function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0)
-  } catch {
-    return false
-  }
-  // A killed process can linger as a zombie that still answers kill(0) (bun-stack.md §6).
-  try {
-    const stat = require('node:fs').readFileSync(`/proc/${pid}/stat`, 'utf8') as string
-    return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) !== 'Z'
-  } catch {
-    return true
   }
 }
 

@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto'
 import { PgDialect } from 'drizzle-orm/pg-core'
 import { embeddedMigrations } from './migrations.gen.ts'
-import type { Db } from './open.ts'
+import type { Db } from './handle.ts'
 
 /** The embedded migrations in the shape drizzle's folder reader produces (same hashes). */
 export const embeddedMigrationMeta = () =>

@@ -1,25 +1,15 @@
 import { PGlite } from '@electric-sql/pglite'
-import type { PgDatabase, PgQueryResultHKT } from 'drizzle-orm/pg-core'
 import { drizzle as drizzlePglite } from 'drizzle-orm/pglite'
 import { drizzle as drizzlePostgres } from 'drizzle-orm/postgres-js'
 import { mkdir, readdir } from 'node:fs/promises'
 import { join } from 'node:path'
 import postgres from 'postgres'
 import type { Logger } from '../log.ts'
+import type { Database } from './handle.ts'
 import { lockDataDir } from './data-dir-lock.ts'
 import { migrate } from './migrate.ts'
 import { pgliteAssetOptions, pgliteSeed } from './pglite-assets.ts'
 import * as schema from './schema.ts'
-
-export type Db = PgDatabase<PgQueryResultHKT, typeof schema>
-
-export interface Database {
-  db: Db
-  driver: 'pglite' | 'postgres'
-  /** LISTEN on a lower-case channel; `onListen` runs on every (re)connect so callers can re-sync. */
-  listen(channel: string, onMessage: (payload: string) => void, onListen?: () => void): Promise<void>
-  close(): Promise<void>
-}
 
 export interface OpenOptions {
   databaseUrl: string | null
@@ -40,13 +30,13 @@ async function openPostgres(url: string, opts: OpenOptions): Promise<Database> {
   const migrator = postgres(url, { max: 1, ...quiet })
   try {
     await migrator`select pg_advisory_lock(7270417)`
-    await migrate(drizzlePostgres(migrator, { schema }) as unknown as Db)
+    await migrate(drizzlePostgres(migrator, { schema }))
     await migrator`select pg_advisory_unlock(7270417)`
   } finally {
     await migrator.end()
   }
   const client = postgres(url, { max: opts.maxConnections ?? 10, ...quiet })
-  const db = drizzlePostgres(client, { schema }) as unknown as Db
+  const db = drizzlePostgres(client, { schema })
   return {
     db,
     driver: 'postgres',
@@ -69,7 +59,7 @@ async function openPglite(opts: OpenOptions): Promise<Database> {
       ...(await pgliteAssetOptions()),
       ...(fresh ? { loadDataDir: pgliteSeed() } : {}),
     })
-    const db = drizzlePglite(pg, { schema }) as unknown as Db
+    const db = drizzlePglite(pg, { schema })
     await migrate(db)
     return {
       db,

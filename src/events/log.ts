@@ -1,5 +1,5 @@
 import { sql } from 'drizzle-orm'
-import type { Database, Db } from '../db/open.ts'
+import type { Database, Db } from '../db/handle.ts'
 import {
   insertEvents,
   listEventsSince,
@@ -7,8 +7,7 @@ import {
   type EventFilter,
   type NewSessionEvent,
 } from '../db/repos/events.ts'
-import { lockSession } from '../db/repos/sessions.ts'
-import { NotFoundError, StaleEpochError } from '../errors.ts'
+import { lockSessionAtEpoch } from '../db/repos/sessions.ts'
 import type { Bus, EventRow } from './bus.ts'
 import type { Dedup } from './dedup.ts'
 
@@ -26,8 +25,11 @@ export interface AppendOptions {
   /** Worker writes: the batch's `worker_epoch`; it must be the session's current epoch. */
   epoch?: number
   turnId?: string | null
-  /** Runs inside the append's transaction, after the session lock and before the insert. */
-  within?: (tx: Db, session: { epoch: number }) => Promise<void>
+  /**
+   * Runs inside the append's transaction, after the session lock and before the insert. Items it
+   * answers are appended after the given ones: events decided under the lock (a turn's end).
+   */
+  within?: (tx: Db, session: { epoch: number }) => Promise<AppendItem[] | void>
 }
 
 export interface AppendResult {
@@ -62,6 +64,17 @@ export function createEventLog(deps: {
   const { database, bus, dedup } = deps
   const db = database.db
 
+  const rowOf = (sessionId: string, item: AppendItem, opts: AppendOptions): NewSessionEvent => ({
+    sessionId,
+    eventId: ensureUuid(item.payload),
+    eventType: eventTypeOf(item.payload),
+    source: opts.source,
+    epoch: opts.epoch ?? 0,
+    payload: item.payload,
+    ephemeral: item.ephemeral === true,
+    turnId: opts.turnId ?? null,
+  })
+
   async function append(
     sessionId: string,
     items: AppendItem[],
@@ -71,43 +84,33 @@ export function createEventLog(deps: {
     const fresh: NewSessionEvent[] = []
     const seen = new Set<string>()
     for (const item of items) {
-      const eventId = ensureUuid(item.payload)
-      if (seen.has(eventId) || dedup.has(sessionId, eventId)) {
-        duplicates.push(eventId)
+      const row = rowOf(sessionId, item, opts)
+      if (seen.has(row.eventId) || dedup.has(sessionId, row.eventId)) {
+        duplicates.push(row.eventId)
         continue
       }
-      seen.add(eventId)
-      fresh.push({
-        sessionId,
-        eventId,
-        eventType: eventTypeOf(item.payload),
-        source: opts.source,
-        epoch: opts.epoch ?? 0,
-        payload: item.payload,
-        ephemeral: item.ephemeral === true,
-        turnId: opts.turnId ?? null,
-      })
+      seen.add(row.eventId)
+      fresh.push(row)
     }
-    const { inserted, prevSeq } = await db.transaction(async (tx) => {
-      const t = tx as unknown as Db
-      const session = await lockSession(t, sessionId)
-      if (!session) throw new NotFoundError(`session ${sessionId} not found`)
-      if (opts.epoch !== undefined && opts.epoch !== session.epoch)
-        throw new StaleEpochError(opts.epoch, session.epoch)
-      await opts.within?.(t, session)
-      if (fresh.length === 0) return { inserted: [] as EventRow[], prevSeq: 0 }
+    const { inserted, prevSeq, decided } = await db.transaction(async (t) => {
+      const session = await lockSessionAtEpoch(t, sessionId, opts.epoch)
+      const decided = ((await opts.within?.(t, session)) ?? []).map((i) =>
+        rowOf(sessionId, i, opts),
+      )
+      const rows = [...fresh, ...decided]
+      if (rows.length === 0) return { inserted: [] as EventRow[], prevSeq: 0, decided }
       const prevSeq = await maxEventSeq(t, sessionId)
-      const inserted = await insertEvents(t, fresh)
+      const inserted = await insertEvents(t, rows)
       const last = inserted.at(-1)
       if (last && database.driver === 'postgres')
         await t.execute(
           sql`select pg_notify(${NOTIFY_CHANNEL}, ${JSON.stringify({ s: sessionId, l: last.seq, o: deps.origin })})`,
         )
-      return { inserted, prevSeq }
+      return { inserted, prevSeq, decided }
     })
     const insertedIds = new Set(inserted.map((r) => r.eventId))
     for (const row of fresh) if (!insertedIds.has(row.eventId)) duplicates.push(row.eventId)
-    dedup.add(sessionId, [...seen])
+    dedup.add(sessionId, [...seen, ...decided.map((r) => r.eventId)])
     bus.publish(sessionId, prevSeq, inserted)
     return { inserted, duplicates }
   }

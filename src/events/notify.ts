@@ -1,4 +1,4 @@
-import type { Database } from '../db/open.ts'
+import type { Database } from '../db/handle.ts'
 import type { Bus } from './bus.ts'
 import { NOTIFY_CHANNEL } from './log.ts'
 

@@ -1,4 +1,4 @@
-import type { Db } from '../db/open.ts'
+import type { Db } from '../db/handle.ts'
 import { findEventsByIds, listEventsSince } from '../db/repos/events.ts'
 import { getSession } from '../db/repos/sessions.ts'
 import { BadRequestError, NotFoundError } from '../errors.ts'

@@ -1,4 +1,4 @@
-import type { Db } from '../db/open.ts'
+import type { Db } from '../db/handle.ts'
 import {
   bumpSessionEpoch,
   findSessionByExternalId,
@@ -92,9 +92,8 @@ export function createSessionService(deps: {
      * registers the worker row and issues its token, atomically.
      */
     async bridge(id: string): Promise<BridgeResult> {
-      const { epoch, session } = await db.transaction(async (tx) => {
-        const t = tx as unknown as Db
-        const epoch = await bumpSessionEpoch(t, id)
+      const { epoch, session } = await db.transaction(async (t) => {
+                const epoch = await bumpSessionEpoch(t, id)
         if (epoch === null) throw new NotFoundError(`session ${id} not found`)
         await insertWorker(t, id, epoch)
         return { epoch, session: (await getSession(t, id))! }

@@ -1,10 +1,10 @@
 import type { WorkerClaims } from '../auth/worker-token.ts'
-import type { Db } from '../db/open.ts'
+import type { Db } from '../db/handle.ts'
 import { listEventsSince, listUnconsumedClientEvents, upsertDeliveries } from '../db/repos/events.ts'
 import { insertInternalEvents, listInternalEvents } from '../db/repos/internal-events.ts'
-import { lockSession } from '../db/repos/sessions.ts'
+import { lockSessionAtEpoch } from '../db/repos/sessions.ts'
 import { getWorker, patchWorker, touchWorkerHeartbeat, type WorkerPatch } from '../db/repos/workers.ts'
-import { ConflictError, NotFoundError, StaleEpochError } from '../errors.ts'
+import { ConflictError, NotFoundError } from '../errors.ts'
 import type { Bus, EventRow } from '../events/bus.ts'
 import { eventTypeOf, type AppendItem, type EventLog } from '../events/log.ts'
 import { frameText, sseResponse } from '../events/sse.ts'
@@ -40,20 +40,17 @@ export function createWorkerIngress(deps: {
 }) {
   const { db } = deps
 
-  /** Runs `fn` while holding the session row, after checking the batch's epoch (§9). */
   /** A body's `worker_epoch` must be its token's: a worker cannot write for another epoch. */
   function checkTokenEpoch(claims: WorkerClaims, epoch: number) {
     if (epoch !== claims.epoch)
       throw new ConflictError(`worker_epoch ${epoch} does not match the token's epoch ${claims.epoch}`)
   }
 
+  /** Runs `fn` while holding the session row, after checking the batch's epoch. */
   async function fenced<T>(claims: WorkerClaims, epoch: number, fn: (tx: Db) => Promise<T>) {
     checkTokenEpoch(claims, epoch)
-    return db.transaction(async (tx) => {
-      const t = tx as unknown as Db
-      const session = await lockSession(t, claims.sid)
-      if (!session) throw new NotFoundError(`session ${claims.sid} not found`)
-      if (session.epoch !== epoch) throw new StaleEpochError(epoch, session.epoch)
+    return db.transaction(async (t) => {
+            await lockSessionAtEpoch(t, claims.sid, epoch)
       return fn(t)
     })
   }

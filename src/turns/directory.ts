@@ -1,4 +1,4 @@
-import type { Db } from '../db/open.ts'
+import type { Db } from '../db/handle.ts'
 import { findTurnByEpoch } from '../db/repos/turns.ts'
 
 /**

@@ -1,15 +1,14 @@
-import type { Config } from '../config.ts'
-import type { Db } from '../db/open.ts'
+import type { Db } from '../db/handle.ts'
 import { findEventsByIds, listEventsSince } from '../db/repos/events.ts'
 import { getSession } from '../db/repos/sessions.ts'
 import { updateTurn } from '../db/repos/turns.ts'
 import type { SessionRow, TurnRow } from '../db/schema.ts'
-import { ConflictError } from '../errors.ts'
 import type { Bus, EventRow } from '../events/bus.ts'
 import type { EventLog } from '../events/log.ts'
 import type { Logger } from '../log.ts'
 import type { TurnSpec, WorkerDirs, WorkerRun, WorkerTransport } from '../worker/transport.ts'
 import type { TurnDirectory } from './directory.ts'
+import { cancelled, failed, finishTurn, outcomeOfResult, resultSummary, type Outcome } from './outcome.ts'
 import { prepareWorkdirs } from './workdirs.ts'
 
 export type StopReason = 'cancel' | 'lease-lost' | 'shutdown'
@@ -40,30 +39,15 @@ export interface TurnHooks {
   onWorkerEvent?(turn: TurnRow, run: WorkerRun, event: EventRow): Promise<void>
 }
 
-type Outcome = { state: 'done' | 'failed' | 'cancelled'; error: string | null; result: unknown }
-
-const resultSummary = (p: Record<string, unknown>) => ({
-  subtype: p.subtype ?? null,
-  is_error: p.is_error === true,
-  result: typeof p.result === 'string' ? p.result : null,
-  total_cost_usd: typeof p.total_cost_usd === 'number' ? p.total_cost_usd : null,
-  usage: p.usage ?? null,
-  num_turns: typeof p.num_turns === 'number' ? p.num_turns : null,
-  duration_ms: typeof p.duration_ms === 'number' ? p.duration_ms : null,
-})
-
-function resultError(p: Record<string, unknown>): string {
-  const detail =
-    (Array.isArray(p.errors) && p.errors.length > 0 ? p.errors.map(String).join('; ') : null) ??
-    (typeof p.result === 'string' && p.result ? p.result : null) ??
-    (p.api_error_status ? `model API status ${p.api_error_status}` : null)
-  return `worker reported an error (${String(p.subtype ?? 'error')})${detail ? `: ${detail}` : ''}`
-}
-
 /** Runs one claimed turn end to end: prepare → worker → wait for its result → stop → finish. */
 export function createTurnExecutor(deps: {
   db: Db
-  config: Readonly<Config>
+  /** Where turns' directories live. */
+  runDir: string
+  /** A turn's longest run unless its metadata says otherwise. */
+  turnMaxMs: number
+  /** The pause between the steps of stopping a worker (interrupt, end, SIGTERM, SIGKILL). */
+  stopGraceMs: number
   events: EventLog
   bus: Bus
   transport: WorkerTransport | null
@@ -74,7 +58,7 @@ export function createTurnExecutor(deps: {
   log: Logger
   hooks?: TurnHooks
 }) {
-  const { db, config } = deps
+  const { db } = deps
 
   const brokerEvent = (turn: TurnRow, payload: Record<string, unknown>) =>
     deps.events.append(turn.sessionId, [{ payload: { ...payload, turn_id: turn.id } }], {
@@ -87,7 +71,7 @@ export function createTurnExecutor(deps: {
 
   /** interrupt → end → SIGTERM → SIGKILL, a grace period between each (issue: cancel). */
   async function stopWorker(run: WorkerRun, gentle: boolean) {
-    const grace = config.stopGraceMs
+    const grace = deps.stopGraceMs
     if (gentle) {
       await run.interrupt().catch(() => {})
       if (await exitWithin(run, grace)) return
@@ -118,8 +102,7 @@ export function createTurnExecutor(deps: {
     control: TurnControl,
     log: Logger,
   ): Promise<Outcome | null> {
-    if (!deps.transport)
-      return { state: 'failed', error: deps.unavailable ?? 'no worker transport', result: null }
+    if (!deps.transport) return failed(deps.unavailable ?? 'no worker transport')
     const watch = deps.bus.subscribe(
       turn.sessionId,
       (e) =>
@@ -127,7 +110,7 @@ export function createTurnExecutor(deps: {
         ((e.source === 'worker' && e.eventType !== 'stream_event') ||
           (e.source === 'broker' && e.eventType === 'permission_resolved')),
     )
-    const work = await prepareWorkdirs(config, session)
+    const work = await prepareWorkdirs(deps.runDir, session.id)
     const releases: (() => Promise<void>)[] = [work.cleanup]
     let run: WorkerRun | null = null
     try {
@@ -135,7 +118,7 @@ export function createTurnExecutor(deps: {
       try {
         extra = (await deps.hooks?.prepare?.({ turn, session, dirs: work.dirs, log })) ?? {}
       } catch (err) {
-        return { state: 'failed', error: (err as Error).message, result: null }
+        return failed((err as Error).message)
       }
       if (extra.release) releases.unshift(extra.release)
       const spec: TurnSpec = {
@@ -155,13 +138,13 @@ export function createTurnExecutor(deps: {
       try {
         run = await deps.transport.start(spec)
       } catch (err) {
-        return { state: 'failed', error: `worker could not start: ${(err as Error).message}`, result: null }
+        return failed(`worker could not start: ${(err as Error).message}`)
       }
       const r = run
       await updateTurn(db, turn.id, { workerPid: r.pid })
       log.info('worker started', { pid: r.pid, epoch: r.epoch, transport: deps.transport.name })
 
-      const maxMs = Number(turn.metadata.max_duration_ms ?? config.turnMaxMs)
+      const maxMs = Number(turn.metadata.max_duration_ms ?? deps.turnMaxMs)
       const ac = new AbortController()
       // A timer cleared when the turn ends: a pending Bun.sleep would hold the turn for maxMs.
       let timer: Timer | undefined
@@ -183,7 +166,7 @@ export function createTurnExecutor(deps: {
             if (e === null || e === 'idle') continue
             if (e.eventType === 'result') {
               await r.finish()
-              if (!(await exitWithin(r, config.stopGraceMs))) await stopWorker(r, false)
+              if (!(await exitWithin(r, deps.stopGraceMs))) await stopWorker(r, false)
               return outcomeOfResult(e.payload, control.reason() === 'cancel')
             }
             await deps.hooks?.onWorkerEvent?.(turn, r, e)
@@ -193,20 +176,14 @@ export function createTurnExecutor(deps: {
             const result = await storedResult(turn)
             if (result) return outcomeOfResult(result, control.reason() === 'cancel')
             const tail = r.stderrTail()
-            return {
-              state: 'failed',
-              error: `worker exited with code ${next.code} before its result${tail ? `: ${tail}` : ''}`,
-              result: null,
-            }
+            return failed(
+              `worker exited with code ${next.code} before its result${tail ? `: ${tail}` : ''}`,
+            )
           }
           if (next.kind === 'timeout') {
             log.warn('turn exceeded its maximum duration; stopping the worker', { maxMs })
             await stopWorker(r, true)
-            return {
-              state: 'failed',
-              error: `turn exceeded its maximum duration of ${maxMs} ms`,
-              result: null,
-            }
+            return failed(`turn exceeded its maximum duration of ${maxMs} ms`)
           }
           if (next.reason === 'lease-lost') {
             r.signal('SIGKILL')
@@ -218,7 +195,7 @@ export function createTurnExecutor(deps: {
           }
           await stopWorker(r, true)
           const result = await storedResult(turn)
-          return { state: 'cancelled', error: 'cancelled', result: result ? resultSummary(result) : null }
+          return cancelled('cancelled', result ? resultSummary(result) : null)
         }
       } finally {
         ac.abort()
@@ -229,12 +206,6 @@ export function createTurnExecutor(deps: {
       for (const release of releases)
         await release().catch((err) => log.error('turn cleanup failed', { err }))
     }
-  }
-
-  function outcomeOfResult(p: Record<string, unknown>, cancelled: boolean): Outcome {
-    if (cancelled) return { state: 'cancelled', error: 'cancelled', result: resultSummary(p) }
-    if (p.is_error === true) return { state: 'failed', error: resultError(p), result: resultSummary(p) }
-    return { state: 'done', error: null, result: resultSummary(p) }
   }
 
   return {
@@ -250,39 +221,15 @@ export function createTurnExecutor(deps: {
         outcome = await runWorker(turn, session, userEvent.payload, control, log)
       } catch (err) {
         log.error('turn failed in the broker', { err })
-        outcome = { state: 'failed', error: `broker error: ${(err as Error).message}`, result: null }
+        outcome = failed(`broker error: ${(err as Error).message}`)
       }
       if (outcome === null) return
-      if (outcome.state === 'failed' && outcome.error)
-        await brokerEvent(turn, { type: 'error', message: outcome.error }).catch(() => {})
+      const row = await finishTurn(deps.events, turn, outcome, {
+        state: 'running',
+        owner: deps.owner,
+      })
+      if (!row) return log.warn('turn finished elsewhere; result not recorded')
       const o = outcome
-      await deps.events
-        .append(
-          turn.sessionId,
-          [{ payload: { type: 'done', turn_id: turn.id, state: o.state, error: o.error, result: o.result } }],
-          {
-            source: 'broker',
-            turnId: turn.id,
-            within: async (tx) => {
-              const row = await updateTurn(
-                tx,
-                turn.id,
-                {
-                  state: o.state,
-                  error: o.error,
-                  result: (o.result ?? null) as Record<string, unknown> | null,
-                  finishedAt: new Date(),
-                },
-                { state: 'running', owner: deps.owner },
-              )
-              if (!row) throw new ConflictError('turn is no longer ours')
-            },
-          },
-        )
-        .catch((err) => {
-          if (err instanceof ConflictError) log.warn('turn finished elsewhere; result not recorded')
-          else throw err
-        })
       log.info('turn finished', { state: o.state, error: o.error })
     },
   }

@@ -1,4 +1,4 @@
-import type { Db } from '../db/open.ts'
+import type { Db } from '../db/handle.ts'
 import { getSession } from '../db/repos/sessions.ts'
 import {
   countQueuedTurns,
@@ -12,6 +12,7 @@ import { ConflictError, NotFoundError, QueueFullError, UnavailableError } from '
 import type { EventLog } from '../events/log.ts'
 import { newTurnId } from '../ids.ts'
 import type { SessionService } from '../sessions/service.ts'
+import { cancelled, finishTurn, isTerminal } from './outcome.ts'
 
 export interface EnqueueInput {
   sessionId: string
@@ -22,18 +23,6 @@ export interface EnqueueInput {
   metadata?: Record<string, unknown>
   source?: string
 }
-
-export const TERMINAL = ['done', 'failed', 'cancelled'] as const
-export const isTerminal = (state: string) => (TERMINAL as readonly string[]).includes(state)
-
-/** The terminal event of a turn: the last frame a turn's stream sends. */
-export const donePayload = (turn: TurnRow) => ({
-  type: 'done',
-  turn_id: turn.id,
-  state: turn.state,
-  error: turn.error,
-  result: turn.result,
-})
 
 /**
  * The durable per-session queue: enqueue (the user message and the turn row commit together,
@@ -130,28 +119,11 @@ export function createTurnQueue(deps: {
     const turn = await get(id)
     if (isTerminal(turn.state)) throw new ConflictError(`turn ${id} is already ${turn.state}`)
     if (turn.state === 'queued') {
-      let cancelled: TurnRow | null = null
-      const error = 'cancelled before it started'
-      const done = { type: 'done', turn_id: id, state: 'cancelled', error, result: null }
-      await deps.events
-        .append(turn.sessionId, [{ payload: done }], {
-          source: 'broker',
-          turnId: id,
-          within: async (tx) => {
-            cancelled = await updateTurn(
-              tx,
-              id,
-              { state: 'cancelled', finishedAt: new Date(), error },
-              { state: 'queued' },
-            )
-            // Started meanwhile: roll back and cancel it as a running turn.
-            if (!cancelled) throw new ConflictError('turn started')
-          },
-        })
-        .catch((err) => {
-          if (!(err instanceof ConflictError)) throw err
-        })
-      if (cancelled) return cancelled
+      const row = await finishTurn(deps.events, turn, cancelled('cancelled before it started'), {
+        state: 'queued',
+      })
+      if (row) return row
+      // Started meanwhile: cancelled as a running turn below.
     }
     const running = await updateTurn(db, id, { cancelRequested: true }, { state: 'running' })
     if (!running) return cancel(id, waitMs)

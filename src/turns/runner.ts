@@ -1,90 +1,28 @@
-import { hostname } from 'node:os'
-import { readdir, readFile } from 'node:fs/promises'
-import type { Db } from '../db/open.ts'
+import type { Db } from '../db/handle.ts'
 import {
   claimNextTurn,
+  listAbandonedTurnIds,
   listRunningOwners,
-  lockAbandonedTurns,
+  lockAbandonedTurn,
   renewLeases,
   updateTurn,
 } from '../db/repos/turns.ts'
 import type { TurnRow } from '../db/schema.ts'
 import type { EventLog } from '../events/log.ts'
 import type { Logger } from '../log.ts'
+import { killLeftoverWorker } from '../worker/leftovers.ts'
 import type { StopReason, TurnControl, TurnExecutor } from './executor.ts'
+import { cancelled, endEvents, failed, type Outcome } from './outcome.ts'
+import { ownerIsDead } from './owner.ts'
 
-/** A broker's identity on its leases: host, pid and a nonce per start. */
-export const newOwnerId = () =>
-  `${hostname()}/${process.pid}/${crypto.randomUUID().slice(0, 8)}`
-
-function pidAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0)
-    return true
-  } catch {
-    return false
-  }
-}
-
-/** Same host and a dead pid: that broker is gone, its leases need not run out first. */
-function ownerIsDead(owner: string): boolean {
-  const [host, pid] = owner.split('/')
-  return host === hostname() && !pidAlive(Number(pid))
-}
-
-/**
- * Whether a stopped broker's worker of this turn is still alive: its group leader, or anything
- * left in its process group (a tool's child outlives a leader that died with its pipes). Both
- * are told apart from an unrelated process that reuses the id by the turn id in their
- * environment, which children inherit.
- */
-async function leftoverGroupAlive(turn: TurnRow, pgid: number): Promise<boolean> {
-  const marker = `CCBROKER_TURN_ID=${turn.id}`
-  const carries = async (pid: string) =>
-    (await readFile(`/proc/${pid}/environ`, 'utf8').catch(() => '')).split('\0').includes(marker)
-  if (await carries(String(pgid))) return true
-  for (const pid of await readdir('/proc').catch(() => [] as string[])) {
-    if (!/^\d+$/.test(pid)) continue
-    const stat = await readFile(`/proc/${pid}/stat`, 'utf8').catch(() => '')
-    // "pid (comm) state ppid pgrp …": comm may hold spaces, so count from its ')'.
-    const pgrp = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[2])
-    if (pgrp === pgid && (await carries(pid))) return true
-  }
-  return false
-}
-
-/** Kills what is left of a crashed broker's worker (its whole process group) on this host. */
-async function killLeftoverWorker(turn: TurnRow, log: Logger) {
-  const pgid = turn.workerPid
-  if (!pgid || !turn.leaseOwner?.startsWith(`${hostname()}/`)) return
-  if (!(await leftoverGroupAlive(turn, pgid))) return
-  log.warn('killing the worker a stopped broker left behind', { turnId: turn.id, pid: pgid })
-  try {
-    process.kill(-pgid, 'SIGKILL')
-  } catch {
-    // Gone already.
-  }
-}
-
-/** What recovery does with a turn whose broker stopped, and what it says about it. */
-type Recovery = { state: 'queued' | 'failed' | 'cancelled'; error: string; log: string }
-const RECOVERED = {
-  requeued: {
-    state: 'queued',
-    error: 'the broker running it stopped before it finished',
-    log: 'turn re-queued after a broker stopped',
-  },
-  failed: {
-    state: 'failed',
-    error: 'the broker running this turn stopped twice (crash or kill); not retried',
-    log: 'turn failed after a second broker stop',
-  },
-  cancelled: {
-    state: 'cancelled',
-    error: 'cancelled; the broker running it stopped before its worker did',
-    log: 'cancel carried out after a broker stopped',
-  },
-} satisfies Record<string, Recovery>
+const REQUEUED = 'the broker running it stopped before it finished'
+/** A lost turn is run again once; a second loss ends it. A cancel asked for is carried out. */
+const recoveryOf = (turn: TurnRow): Outcome | null =>
+  turn.cancelRequested
+    ? cancelled('cancelled; the broker running it stopped before its worker did')
+    : turn.attempts < 2
+      ? null
+      : failed('the broker running this turn stopped twice (crash or kill); not retried')
 
 interface Active {
   turn: TurnRow
@@ -124,51 +62,52 @@ export function createTurnRunner(deps: {
     wakeUp = null
   }
 
+  /** One abandoned turn, in one transaction: re-queued with `turn_recovered`, or ended. */
+  async function recoverTurn(turnId: string, sessionId: string, deadOwners: string[]) {
+    let requeued = false
+    await deps.events.append(sessionId, [], {
+      source: 'broker',
+      turnId,
+      within: async (tx) => {
+        const turn = await lockAbandonedTurn(tx, turnId, deadOwners)
+        if (!turn || active.has(turn.id)) return []
+        // Before the turn can be claimed again: a new worker must not meet the old one.
+        await killLeftoverWorker(
+          { turnId: turn.id, pgid: turn.workerPid, owner: turn.leaseOwner },
+          log,
+        )
+        const outcome = recoveryOf(turn)
+        if (outcome) {
+          log.warn('turn ended after its broker stopped', { turnId, state: outcome.state })
+          await updateTurn(tx, turn.id, {
+            state: outcome.state,
+            finishedAt: new Date(),
+            error: outcome.error,
+          })
+          return endEvents(turn.id, outcome)
+        }
+        log.warn('turn re-queued after a broker stopped', { turnId, attempts: turn.attempts })
+        await updateTurn(tx, turn.id, {
+          state: 'queued',
+          leaseOwner: null,
+          leaseExpiresAt: null,
+          workerPid: null,
+        })
+        requeued = true
+        const payload = { type: 'turn_recovered', turn_id: turn.id, attempt: turn.attempts }
+        return [{ payload: { ...payload, reason: REQUEUED } }]
+      },
+    })
+    return requeued
+  }
+
   async function recover() {
     const owners = await listRunningOwners(db)
     const dead = owners.filter((o) => o !== deps.owner && (deps.exclusive || ownerIsDead(o)))
-    const recovered = await db.transaction(async (tx) => {
-      const t = tx as unknown as Db
-      const rows = await lockAbandonedTurns(t, dead)
-      const out: { turn: TurnRow; outcome: Recovery }[] = []
-      for (const turn of rows) {
-        if (active.has(turn.id)) continue
-        // Before the turn can be claimed again: a new worker must not meet the old one.
-        await killLeftoverWorker(turn, log)
-        // A cancel its broker had no time to carry out is carried out here, not run again.
-        const outcome = turn.cancelRequested
-          ? RECOVERED.cancelled
-          : turn.attempts < 2
-            ? RECOVERED.requeued
-            : RECOVERED.failed
-        await updateTurn(
-          t,
-          turn.id,
-          outcome.state === 'queued'
-            ? { state: 'queued', leaseOwner: null, leaseExpiresAt: null, workerPid: null }
-            : { state: outcome.state, finishedAt: new Date(), error: outcome.error },
-        )
-        out.push({ turn, outcome })
-      }
-      return out
-    })
-    for (const { turn, outcome } of recovered) {
-      log.warn(outcome.log, { turnId: turn.id, attempts: turn.attempts })
-      const { state, error } = outcome
-      const payloads: Record<string, unknown>[] =
-        state === 'queued'
-          ? [{ type: 'turn_recovered', turn_id: turn.id, attempt: turn.attempts, reason: error }]
-          : [
-              ...(state === 'failed' ? [{ type: 'error', turn_id: turn.id, message: error }] : []),
-              { type: 'done', turn_id: turn.id, state, error, result: null },
-            ]
-      await deps.events.append(
-        turn.sessionId,
-        payloads.map((payload) => ({ payload })),
-        { source: 'broker', turnId: turn.id },
-      )
-    }
-    if (recovered.some((r) => r.outcome.state === 'queued')) wake()
+    let requeued = false
+    for (const t of await listAbandonedTurnIds(db, dead))
+      if (await recoverTurn(t.id, t.sessionId, dead)) requeued = true
+    if (requeued) wake()
   }
 
   function launch(turn: TurnRow) {
@@ -229,6 +168,31 @@ export function createTurnRunner(deps: {
     for (const h of held) if (h.cancelRequested) active.get(h.id)?.stop('cancel')
   }
 
+  /** A turn this broker stops running (shutdown) goes back to the queue, with an event. */
+  async function handBack(id: string, turn: TurnRow) {
+    await deps.events.append(turn.sessionId, [], {
+      source: 'broker',
+      turnId: id,
+      within: async (tx) => {
+        // A handed-back turn was not lost to a crash: its attempt does not count.
+        const row = await updateTurn(
+          tx,
+          id,
+          {
+            state: 'queued',
+            leaseOwner: null,
+            leaseExpiresAt: null,
+            workerPid: null,
+            attempts: Math.max(0, turn.attempts - 1),
+          },
+          { state: 'running', owner: deps.owner },
+        )
+        const reason = 'the broker is shutting down'
+        return row ? [{ payload: { type: 'turn_requeued', turn_id: id, reason } }] : []
+      },
+    })
+  }
+
   const every = (ms: number, fn: () => Promise<void>, what: string) => {
     let busy = false
     timers.push(
@@ -267,27 +231,7 @@ export function createTurnRunner(deps: {
       const running = [...active.entries()]
       for (const [, a] of running) a.stop('shutdown')
       await Promise.all(running.map(([, a]) => a.done))
-      for (const [id, a] of running) {
-        // A handed-back turn was not lost to a crash: its attempt does not count.
-        const row = await updateTurn(
-          db,
-          id,
-          {
-            state: 'queued',
-            leaseOwner: null,
-            leaseExpiresAt: null,
-            workerPid: null,
-            attempts: Math.max(0, a.turn.attempts - 1),
-          },
-          { state: 'running', owner: deps.owner },
-        )
-        if (row)
-          await deps.events.append(
-            row.sessionId,
-            [{ payload: { type: 'turn_requeued', turn_id: id, reason: 'the broker is shutting down' } }],
-            { source: 'broker', turnId: id },
-          )
-      }
+      for (const [id, a] of running) await handBack(id, a.turn)
     },
   }
 }

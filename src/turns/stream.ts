@@ -1,9 +1,9 @@
-import type { Db } from '../db/open.ts'
+import type { Db } from '../db/handle.ts'
 import { listEventsSince } from '../db/repos/events.ts'
 import type { Bus, EventRow } from '../events/bus.ts'
 import { frameText, sseResponse } from '../events/sse.ts'
 import { eventJson } from '../sessions/client-events.ts'
-import { isTerminal } from './queue.ts'
+import { isTerminal } from './outcome.ts'
 
 const PAGE = 500
 const SSE_HEADERS = {

@@ -1,7 +1,5 @@
 import { mkdir, rm } from 'node:fs/promises'
 import { join } from 'node:path'
-import type { Config } from '../config.ts'
-import type { SessionRow } from '../db/schema.ts'
 import type { WorkerDirs } from '../worker/transport.ts'
 
 /**
@@ -11,10 +9,10 @@ import type { WorkerDirs } from '../worker/transport.ts'
  * directory); HOME is new each turn.
  */
 export async function prepareWorkdirs(
-  config: Readonly<Config>,
-  session: SessionRow,
+  runDir: string,
+  sessionId: string,
 ): Promise<{ dirs: WorkerDirs; cleanup(): Promise<void> }> {
-  const base = join(config.runDir, session.id)
+  const base = join(runDir, sessionId)
   const cwd = join(base, 'project')
   const home = join(base, 'home')
   const configDir = join(base, 'config')

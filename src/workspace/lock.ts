@@ -1,5 +1,5 @@
 import { sql } from 'drizzle-orm'
-import type { Database, Db } from '../db/open.ts'
+import type { Database, Db } from '../db/handle.ts'
 
 /**
  * One holder per workspace at a time: two sessions of a workspace never interleave their
@@ -26,7 +26,7 @@ export function createWorkspaceLock(database: Database) {
       database.driver === 'pglite'
         ? fn()
         : database.db.transaction(async (tx) => {
-            await (tx as unknown as Db).execute(
+            await tx.execute(
               sql`select pg_advisory_xact_lock(hashtextextended(${`cc-broker/workspace/${workspaceId}`}, 0))`,
             )
             return fn()

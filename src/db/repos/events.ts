@@ -1,5 +1,5 @@
 import { and, asc, eq, gt, inArray, isNull, max, or, sql, type SQL } from 'drizzle-orm'
-import type { Db } from '../open.ts'
+import type { Db } from '../handle.ts'
 import { eventDeliveries, sessionEvents, type SessionEventRow } from '../schema.ts'
 
 export type NewSessionEvent = typeof sessionEvents.$inferInsert

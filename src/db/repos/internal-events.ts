@@ -1,5 +1,5 @@
 import { and, asc, eq, gt, isNotNull, isNull } from 'drizzle-orm'
-import type { Db } from '../open.ts'
+import type { Db } from '../handle.ts'
 import { internalEvents, type InternalEventRow } from '../schema.ts'
 
 export type NewInternalEvent = typeof internalEvents.$inferInsert

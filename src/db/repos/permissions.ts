@@ -1,5 +1,5 @@
 import { and, eq } from 'drizzle-orm'
-import type { Db } from '../open.ts'
+import type { Db } from '../handle.ts'
 import { permissions, type PermissionRow } from '../schema.ts'
 
 export type NewPermission = typeof permissions.$inferInsert

@@ -1,5 +1,5 @@
 import { and, asc, desc, eq, lte, sql } from 'drizzle-orm'
-import type { Db } from '../open.ts'
+import type { Db } from '../handle.ts'
 import { scheduledTasks, scheduleRuns, type ScheduledTaskRow } from '../schema.ts'
 
 export type NewScheduledTask = typeof scheduledTasks.$inferInsert

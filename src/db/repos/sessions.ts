@@ -1,5 +1,6 @@
 import { and, desc, eq, lt, sql } from 'drizzle-orm'
-import type { Db } from '../open.ts'
+import { NotFoundError, StaleEpochError } from '../../errors.ts'
+import type { Db } from '../handle.ts'
 import { sessions, type SessionRow } from '../schema.ts'
 
 export type NewSession = typeof sessions.$inferInsert
@@ -50,6 +51,21 @@ export async function lockSession(db: Db, id: string): Promise<{ epoch: number }
     .where(eq(sessions.id, id))
     .for('update')
   return rows[0] ?? null
+}
+
+/**
+ * Locks the session row (see lockSession) and fences a worker write: with `epoch`, it must be
+ * the session's current epoch. Throws 404 for an unknown session, 409 for a stale epoch.
+ */
+export async function lockSessionAtEpoch(
+  db: Db,
+  id: string,
+  epoch?: number,
+): Promise<{ epoch: number }> {
+  const session = await lockSession(db, id)
+  if (!session) throw new NotFoundError(`session ${id} not found`)
+  if (epoch !== undefined && epoch !== session.epoch) throw new StaleEpochError(epoch, session.epoch)
+  return session
 }
 
 export async function bumpSessionEpoch(db: Db, id: string): Promise<number | null> {

@@ -1,5 +1,5 @@
 import { and, asc, desc, eq, inArray, lt, sql } from 'drizzle-orm'
-import type { Db } from '../open.ts'
+import type { Db } from '../handle.ts'
 import { turns, type TurnRow } from '../schema.ts'
 
 export type NewTurn = typeof turns.$inferInsert
@@ -94,21 +94,38 @@ export async function renewLeases(
     .returning({ id: turns.id, cancelRequested: turns.cancelRequested })
 }
 
-/** Running turns whose lease ran out, or whose owner `isDead` says is gone; locked for recovery. */
-export async function lockAbandonedTurns(db: Db, deadOwners: string[]): Promise<TurnRow[]> {
+const abandoned = (deadOwners: string[]) =>
+  and(
+    eq(turns.state, 'running'),
+    deadOwners.length > 0
+      ? sql`(${turns.leaseExpiresAt} < clock_timestamp() or ${turns.leaseOwner} in ${deadOwners})`
+      : sql`${turns.leaseExpiresAt} < clock_timestamp()`,
+  )
+
+/** Running turns whose lease ran out, or whose owner is among `deadOwners`, oldest first. */
+export async function listAbandonedTurnIds(
+  db: Db,
+  deadOwners: string[],
+): Promise<{ id: string; sessionId: string }[]> {
   return db
+    .select({ id: turns.id, sessionId: turns.sessionId })
+    .from(turns)
+    .where(abandoned(deadOwners))
+    .orderBy(asc(turns.enqueuedAt))
+}
+
+/** The turn, locked for recovery, if it is still abandoned and no other broker recovers it. */
+export async function lockAbandonedTurn(
+  db: Db,
+  id: string,
+  deadOwners: string[],
+): Promise<TurnRow | null> {
+  const rows = await db
     .select()
     .from(turns)
-    .where(
-      and(
-        eq(turns.state, 'running'),
-        deadOwners.length > 0
-          ? sql`(${turns.leaseExpiresAt} < clock_timestamp() or ${turns.leaseOwner} in ${deadOwners})`
-          : sql`${turns.leaseExpiresAt} < clock_timestamp()`,
-      ),
-    )
-    .orderBy(asc(turns.enqueuedAt))
+    .where(and(eq(turns.id, id), abandoned(deadOwners)))
     .for('update', { skipLocked: true })
+  return rows[0] ?? null
 }
 
 export async function listRunningOwners(db: Db): Promise<string[]> {

@@ -1,5 +1,5 @@
 import { and, eq, sql } from 'drizzle-orm'
-import type { Db } from '../open.ts'
+import type { Db } from '../handle.ts'
 import { sessionWorkers, type SessionWorkerRow } from '../schema.ts'
 
 export async function insertWorker(db: Db, sessionId: string, epoch: number): Promise<void> {

@@ -1,0 +1,109 @@
+import { updateTurn } from '../db/repos/turns.ts'
+import type { TurnRow } from '../db/schema.ts'
+import type { AppendItem, EventLog } from '../events/log.ts'
+
+export const TERMINAL = ['done', 'failed', 'cancelled'] as const
+export type TerminalState = (typeof TERMINAL)[number]
+export const isTerminal = (state: string) => (TERMINAL as readonly string[]).includes(state)
+
+/** What a turn's `result` comes to in the turn row and its `done` event. */
+export interface ResultSummary {
+  subtype: unknown
+  is_error: boolean
+  result: string | null
+  total_cost_usd: number | null
+  usage: unknown
+  num_turns: number | null
+  duration_ms: number | null
+}
+
+/** How a turn ended: the state, the error that says why (null when done), the result summary. */
+export interface Outcome {
+  state: TerminalState
+  error: string | null
+  result: ResultSummary | null
+}
+
+export const resultSummary = (p: Record<string, unknown>): ResultSummary => ({
+  subtype: p.subtype ?? null,
+  is_error: p.is_error === true,
+  result: typeof p.result === 'string' ? p.result : null,
+  total_cost_usd: typeof p.total_cost_usd === 'number' ? p.total_cost_usd : null,
+  usage: p.usage ?? null,
+  num_turns: typeof p.num_turns === 'number' ? p.num_turns : null,
+  duration_ms: typeof p.duration_ms === 'number' ? p.duration_ms : null,
+})
+
+function resultError(p: Record<string, unknown>): string {
+  const detail =
+    (Array.isArray(p.errors) && p.errors.length > 0 ? p.errors.map(String).join('; ') : null) ??
+    (typeof p.result === 'string' && p.result ? p.result : null) ??
+    (p.api_error_status ? `model API status ${p.api_error_status}` : null)
+  return `worker reported an error (${String(p.subtype ?? 'error')})${detail ? `: ${detail}` : ''}`
+}
+
+export const failed = (error: string, result: ResultSummary | null = null): Outcome => ({
+  state: 'failed',
+  error,
+  result,
+})
+
+export const cancelled = (error: string, result: ResultSummary | null = null): Outcome => ({
+  state: 'cancelled',
+  error,
+  result,
+})
+
+/** The outcome a worker's `result` payload means; a cancel asked for wins over its success. */
+export function outcomeOfResult(p: Record<string, unknown>, cancelRequested: boolean): Outcome {
+  const summary = resultSummary(p)
+  if (cancelRequested) return cancelled('cancelled', summary)
+  if (p.is_error === true) return failed(resultError(p), summary)
+  return { state: 'done', error: null, result: summary }
+}
+
+/** The events that end a turn: an `error` for a failure, then the `done` frame, the last one. */
+export function endEvents(turnId: string, o: Outcome): AppendItem[] {
+  const done = { type: 'done', turn_id: turnId, state: o.state, error: o.error, result: o.result }
+  const error = { type: 'error', turn_id: turnId, message: o.error }
+  return (o.state === 'failed' && o.error ? [error, done] : [done]).map((payload) => ({ payload }))
+}
+
+/** Which turn may be ended: it must still be in `state` (and held by `owner`, when given). */
+export interface FinishGuard {
+  state: 'queued' | 'running'
+  owner?: string
+}
+
+/**
+ * Ends a turn in one transaction: the guarded update of its row to the outcome, and its end
+ * events. Answers the updated row, or null when the guard no longer held (the turn started,
+ * ended or moved to another broker meanwhile); then nothing is written.
+ */
+export async function finishTurn(
+  events: EventLog,
+  turn: Pick<TurnRow, 'id' | 'sessionId'>,
+  outcome: Outcome,
+  guard: FinishGuard,
+): Promise<TurnRow | null> {
+  let row: TurnRow | null = null
+  await events.append(turn.sessionId, [], {
+    source: 'broker',
+    turnId: turn.id,
+    within: async (tx) => {
+      row = await updateTurn(
+        tx,
+        turn.id,
+        {
+          state: outcome.state,
+          error: outcome.error,
+          result: outcome.result as Record<string, unknown> | null,
+          finishedAt: new Date(),
+        },
+        guard,
+      )
+      return row ? endEvents(turn.id, outcome) : []
+    },
+  })
+  return row
+}
