@@ -1,45 +1,41 @@
-import { Elysia } from 'elysia'
-import { sql } from 'drizzle-orm'
-import { bodyLimit, docs, errorMapper, healthRoutes } from './api/app.ts'
-import { sessionEventsRoutes } from './api/session-events.ts'
-import { sessionsRoutes } from './api/sessions.ts'
-import { workerRoutes } from './api/worker.ts'
+import { join } from 'node:path'
+import { createApp, serveApp } from './api/app.ts'
 import { loadOrCreateSecret } from './auth/secret-file.ts'
 import { secretKey } from './auth/worker-token.ts'
-import type { Config } from './config.ts'
-import { openDatabase, type Database } from './db/open.ts'
+import { secretValues, type Config } from './config.ts'
+import type { Database } from './db/handle.ts'
+import { openDatabase } from './db/open.ts'
 import { listEventsSince, maxEventSeq } from './db/repos/events.ts'
+import { pingDatabase } from './db/repos/health.ts'
 import { createBus } from './events/bus.ts'
 import { createDedup } from './events/dedup.ts'
 import { createEventLog } from './events/log.ts'
 import { bridgeNotifications } from './events/notify.ts'
 import { createLogger, type Logger } from './log.ts'
-import { createSessionEvents } from './sessions/client-events.ts'
-import { createSessionService } from './sessions/service.ts'
-import { createWorkerIngress } from './sessions/worker-ingress.ts'
-import { turnsRoutes } from './api/turns.ts'
-import { createTurnDirectory } from './turns/directory.ts'
-import { createTurnExecutor } from './turns/executor.ts'
-import { createTurnQueue } from './turns/queue.ts'
-import { createTurnRunner, newOwnerId } from './turns/runner.ts'
-import { createTurnStreams } from './turns/stream.ts'
-import { resolveClaudeBin } from './worker/resolve-bin.ts'
-import { createCcrTransport } from './worker/ccr.ts'
-import { createStdioTransport } from './worker/stdio.ts'
-import type { WorkerTransport } from './worker/transport.ts'
-import { mcpRoutes } from './api/mcp.ts'
-import { permissionsRoutes } from './api/permissions.ts'
 import { createExecutorRegistryClient } from './mcp/backends/executor-registry.ts'
 import { createImBridgeClient } from './mcp/backends/im-bridge.ts'
 import { createWorkerMcp } from './mcp/server.ts'
+import { createSessionEvents } from './sessions/client-events.ts'
+import { createSessionService } from './sessions/service.ts'
+import { createWorkerIngress } from './sessions/worker-ingress.ts'
+import { createTurnDirectory } from './turns/directory.ts'
+import { createTurnExecutor } from './turns/executor.ts'
+import { newOwnerId } from './turns/owner.ts'
 import { createPermissions } from './turns/permissions.ts'
-import { createSchedules } from './turns/schedules.ts'
-import { createWorkerSetup } from './turns/worker-setup.ts'
+import { createTurnQueue } from './turns/queue.ts'
+import { createTurnRunner } from './turns/runner.ts'
+import { createScheduleTasks } from './turns/schedule-tasks.ts'
+import { createScheduler } from './turns/scheduler.ts'
+import { createTurnStreams } from './turns/stream.ts'
+import { createCcrTransport } from './worker/ccr.ts'
+import { resolveClaudeBin } from './worker/resolve-bin.ts'
+import { createStdioTransport } from './worker/stdio.ts'
+import type { WorkerTransport } from './worker/transport.ts'
+import { createWorkerSetup } from './worker-setup.ts'
 import { createLocalStore } from './workspace/local.ts'
 import { createWorkspaceLock } from './workspace/lock.ts'
 import { createOpenVikingStore } from './workspace/openviking.ts'
 import { createWorkspaceSync } from './workspace/sync.ts'
-import { join } from 'node:path'
 
 export interface Broker {
   url: string
@@ -49,7 +45,10 @@ export interface Broker {
   stop(): Promise<void>
 }
 
-/** The composition root: builds every service once and wires them into one HTTP app. */
+/**
+ * The composition root: builds every service once, each from the ones before it, and serves
+ * them over one HTTP app.
+ */
 export async function startBroker(config: Readonly<Config>, log?: Logger): Promise<Broker> {
   const logger = log ?? createLogger(config.logLevel)
   const startedAt = performance.now()
@@ -62,16 +61,20 @@ export async function startBroker(config: Readonly<Config>, log?: Logger): Promi
     const secret = config.jwtSecret ?? (await loadOrCreateSecret(config.dataDir))
     const tokenKey = secretKey(secret)
     const db = database.db
+    // One id per broker start: on leases, and on NOTIFYs so a broker skips its own.
+    const owner = newOwnerId()
+
+    // The event log and its live fan-out.
     const bus = createBus({
       readSince: (sessionId, since, limit) => listEventsSince(db, sessionId, since, limit),
       maxSeq: (sessionId) => maxEventSeq(db, sessionId),
       bufferEvents: config.sseBufferEvents,
       log: logger,
     })
-    // One id per broker start: on leases, and on NOTIFYs so a broker skips its own.
-    const owner = newOwnerId()
     await bridgeNotifications(database, bus, owner)
     const events = createEventLog({ database, bus, dedup: createDedup(), origin: owner })
+
+    // Sessions and the worker protocol. Workers learn the broker's URL once it listens.
     let publicUrl = config.publicUrl ?? ''
     const sessions = createSessionService({
       db,
@@ -94,47 +97,28 @@ export async function startBroker(config: Readonly<Config>, log?: Logger): Promi
       turnIdFor: directory.lookup,
     })
 
-    const claude = await resolveClaudeBin(config.claudeBin)
-    if (!claude.path) logger.warn(claude.problem)
-    const transport: WorkerTransport | null = !claude.path
-      ? null
-      : config.workerTransport === 'ccr'
-        ? createCcrTransport({ config, bin: claude.path, db, sessions, events })
-        : createStdioTransport({ config, bin: claude.path, sessions, events })
+    // The workers' tools and the workspaces.
     const permissions = createPermissions({
       db,
       events,
       policy: config.permissionPolicy,
       log: logger,
     })
-    // The queue and the scheduler need each other only through the runner's wake-up.
-    let wakeRunner = () => {}
-    const queue = createTurnQueue({
-      db,
-      events,
-      sessions,
-      depth: config.queueDepth,
-      unavailable: claude.path ? null : claude.problem,
-      wake: () => wakeRunner(),
-      cancelRunning: (turnId) => runner.cancel(turnId),
-    })
-    const schedules = createSchedules({
-      db,
-      queue,
+    const scheduleTasks = createScheduleTasks({ db })
+    const mcp = createWorkerMcp({
+      registry: config.executorRegistryUrl
+        ? createExecutorRegistryClient({
+            url: config.executorRegistryUrl,
+            timeoutMs: config.executorTimeoutMs,
+          })
+        : null,
+      imBridge:
+        config.imBridgeUrl && config.imBridgeSecret
+          ? createImBridgeClient({ url: config.imBridgeUrl, secret: config.imBridgeSecret })
+          : null,
+      schedules: scheduleTasks,
       log: logger,
-      pollMs: config.schedulerPollMs,
     })
-    const registry = config.executorRegistryUrl
-      ? createExecutorRegistryClient({
-          url: config.executorRegistryUrl,
-          timeoutMs: config.executorTimeoutMs,
-        })
-      : null
-    const imBridge =
-      config.imBridgeUrl && config.imBridgeSecret
-        ? createImBridgeClient({ url: config.imBridgeUrl, secret: config.imBridgeSecret })
-        : null
-    const mcp = createWorkerMcp({ registry, imBridge, schedules, log: logger })
     const store =
       config.workspaceStore === 'openviking'
         ? createOpenVikingStore({
@@ -149,17 +133,22 @@ export async function startBroker(config: Readonly<Config>, log?: Logger): Promi
       lock: createWorkspaceLock(database),
       spoolDir: join(config.dataDir, 'spool'),
       log: logger,
-      // Credentials only: a model name or base URL is in every transcript, which must be stored.
-      secrets: () => [
-        ...Object.entries(config.anthropicEnv)
-          .filter(([k]) => /KEY|TOKEN|SECRET|HEADERS/.test(k))
-          .map(([, v]) => v),
-        secret,
-      ],
+      secrets: () => [...secretValues(config), secret],
     })
+
+    // Turns: workers, the executor that runs one turn, the runner that claims them, the queue.
+    const claude = await resolveClaudeBin(config.claudeBin)
+    if (!claude.path) logger.warn(claude.problem)
+    const transport: WorkerTransport | null = !claude.path
+      ? null
+      : config.workerTransport === 'ccr'
+        ? createCcrTransport({ config, bin: claude.path, db, sessions, events })
+        : createStdioTransport({ config, bin: claude.path, sessions, events })
     const executor = createTurnExecutor({
       db,
-      config,
+      runDir: config.runDir,
+      turnMaxMs: config.turnMaxMs,
+      stopGraceMs: config.stopGraceMs,
       events,
       bus,
       transport,
@@ -187,63 +176,66 @@ export async function startBroker(config: Readonly<Config>, log?: Logger): Promi
       exclusive: database.driver === 'pglite',
       log: logger,
     })
-    wakeRunner = runner.wake
+    const queue = createTurnQueue({
+      db,
+      events,
+      sessions,
+      depth: config.queueDepth,
+      unavailable: claude.path ? null : claude.problem,
+      wake: runner.wake,
+      cancelRunning: runner.cancel,
+    })
+    const scheduler = createScheduler({
+      db,
+      queue,
+      log: logger,
+      pollMs: config.schedulerPollMs,
+    })
     const streams = createTurnStreams({ db, bus, keepaliveMs: config.sseKeepaliveMs })
 
-    // No normalising: Elysia's default turns a string where an object belongs into {"0": …}
-    // and TypeBox's strips open payloads. Schemas say themselves whether extra keys are allowed.
-    const app = new Elysia({ normalize: false })
-      .use(errorMapper(logger))
-      .use(bodyLimit(config.maxBodyBytes))
-      .use(docs())
-      .use(healthRoutes(async () => void (await db.execute(sql`select 1`))))
-      .use(sessionsRoutes({ sessions, apiKeys: config.apiKeys }))
-      .use(sessionEventsRoutes({ sessionEvents, apiKeys: config.apiKeys }))
-      .use(workerRoutes({ ingress, tokenKey }))
-      .use(permissionsRoutes({ permissions, apiKeys: config.apiKeys }))
-      .use(mcpRoutes({ mcp, directory, tokenKey }))
-      .use(
-        turnsRoutes({
-          queue,
-          streams,
-          apiKeys: config.apiKeys,
-          cancelWaitMs: config.stopGraceMs * 4 + 5_000,
-        }),
-      )
-      .listen({
-        hostname: config.host,
-        port: config.port,
-        // Elysia's default reusePort lets a second broker silently share the port (bun-stack §2).
-        reusePort: false,
-        // bodyLimit answers 413 in JSON from Content-Length; Bun's own cap is the backstop.
-        maxRequestBodySize: config.maxBodyBytes * 2 + 1024 * 1024,
-        idleTimeout: 60,
-      })
-    const server = app.server!
-    const port = server.port!
-    const url = `http://${config.host.includes(':') ? `[${config.host}]` : config.host}:${port}`
-    if (!publicUrl) publicUrl = url
+    const app = createApp({
+      log: logger,
+      apiKeys: config.apiKeys,
+      tokenKey,
+      maxBodyBytes: config.maxBodyBytes,
+      cancelWaitMs: config.stopGraceMs * 4 + 5_000,
+      checkHealth: () => pingDatabase(db),
+      sessions,
+      sessionEvents,
+      ingress,
+      permissions,
+      mcp,
+      directory,
+      queue,
+      streams,
+    })
+    const server = serveApp(app, {
+      hostname: config.host,
+      port: config.port,
+      maxBodyBytes: config.maxBodyBytes,
+    })
+    if (!publicUrl) publicUrl = server.url
     await runner.start()
-    schedules.start()
+    scheduler.start()
     logger.info('broker listening', {
-      url,
+      url: server.url,
       database: database.driver,
       startupMs: Math.round(performance.now() - startedAt),
     })
 
     let stopped = false
     return {
-      url,
-      port,
+      url: server.url,
+      port: server.port,
       database,
       log: logger,
       async stop() {
         if (stopped) return
         stopped = true
-        schedules.stop()
+        scheduler.stop()
         await runner.stop()
         bus.closeAll()
-        await app.stop(true)
+        await server.stop()
         await database.close()
       },
     }

@@ -249,3 +249,20 @@ export function loadConfig(env: Env, cwd: string = process.cwd()): Readonly<Conf
     openVikingRootUri,
   })
 }
+
+/**
+ * The credentials in a configuration: what must never be written into a workspace or a log.
+ * Model names and base URLs are in every transcript, so only keys, tokens and secrets count.
+ */
+export function secretValues(config: Readonly<Config>): string[] {
+  const anthropic = Object.entries(config.anthropicEnv)
+    .filter(([k]) => /KEY|TOKEN|SECRET|HEADERS/.test(k))
+    .map(([, v]) => v)
+  return [
+    ...anthropic,
+    ...config.apiKeys,
+    config.jwtSecret,
+    config.imBridgeSecret,
+    config.openVikingApiKey,
+  ].filter((v): v is string => typeof v === 'string' && v.length > 0)
+}

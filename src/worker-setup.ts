@@ -1,9 +1,9 @@
-import type { Config } from '../config.ts'
-import type { EventLog } from '../events/log.ts'
-import type { WorkerMcp } from '../mcp/server.ts'
-import type { WorkspaceSync } from '../workspace/sync.ts'
-import type { TurnHooks } from './executor.ts'
-import type { Permissions } from './permissions.ts'
+import type { Config } from './config.ts'
+import type { EventLog } from './events/log.ts'
+import type { WorkerMcp } from './mcp/server.ts'
+import type { TurnHooks } from './turns/executor.ts'
+import type { Permissions } from './turns/permissions.ts'
+import type { WorkspaceSync } from './workspace/sync.ts'
 
 export const MCP_SERVER_NAME = 'broker'
 
@@ -13,7 +13,10 @@ export const MCP_SERVER_NAME = 'broker'
  * can_use_tool relay.
  */
 export function createWorkerSetup(deps: {
-  config: Readonly<Config>
+  config: Pick<
+    Config,
+    'builtinTools' | 'permissionPolicy' | 'allowedTools' | 'workerTransport' | 'enableToolSearch'
+  >
   mcp: WorkerMcp
   permissions: Permissions
   sync: WorkspaceSync
@@ -71,7 +74,7 @@ export function createWorkerSetup(deps: {
       return {
         extraArgs,
         mcpServers: { [MCP_SERVER_NAME]: `${deps.publicUrl()}/v1/sessions/${session.id}/mcp` },
-        // Without it current Claude Code hides MCP tools behind ToolSearch (claude-code-stdio.md).
+        // Without it current Claude Code hides MCP tools behind ToolSearch (deferred tools).
         extraEnv: { ENABLE_TOOL_SEARCH: config.enableToolSearch ? 'true' : 'false' },
         async release() {
           await handle.close()

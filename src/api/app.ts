@@ -1,136 +1,96 @@
-import { swagger } from '@elysiajs/swagger'
-import { Elysia, t } from 'elysia'
-import { errors as joseErrors } from 'jose'
-import { BrokerError, QueueFullError } from '../errors.ts'
+import { Elysia } from 'elysia'
 import type { Logger } from '../log.ts'
-import { errors } from './schemas.ts'
+import type { WorkerMcp } from '../mcp/server.ts'
+import type { SessionEvents } from '../sessions/client-events.ts'
+import type { SessionService } from '../sessions/service.ts'
+import type { WorkerIngress } from '../sessions/worker-ingress.ts'
+import type { TurnDirectory } from '../turns/directory.ts'
+import type { Permissions } from '../turns/permissions.ts'
+import type { TurnQueue } from '../turns/queue.ts'
+import type { TurnStreams } from '../turns/stream.ts'
+import { bodyLimit } from './body-limit.ts'
+import { docs } from './docs.ts'
+import { errorMapper } from './error-mapper.ts'
+import { healthRoutes } from './health.ts'
+import { mcpRoutes } from './mcp.ts'
+import { permissionsRoutes } from './permissions.ts'
+import { sessionEventsRoutes } from './session-events.ts'
+import { sessionsRoutes } from './sessions.ts'
+import { turnsRoutes } from './turns.ts'
+import { workerRoutes } from './worker.ts'
 
-const joseMessages: Record<string, string> = {
-  ERR_JWT_EXPIRED: 'worker token expired',
-  ERR_JWS_SIGNATURE_VERIFICATION_FAILED: 'worker token signature is invalid',
-  ERR_JWT_CLAIM_VALIDATION_FAILED: 'worker token lacks a required claim',
-  ERR_JOSE_ALG_NOT_ALLOWED: 'worker token must be signed with HS256',
+/** What the HTTP surface calls: one service per route module, and the settings of the guards. */
+export interface AppDeps {
+  log: Logger
+  apiKeys: readonly string[]
+  tokenKey: Uint8Array
+  maxBodyBytes: number
+  /** How long a cancel of a running turn waits for it to end before answering. */
+  cancelWaitMs: number
+  checkHealth(): Promise<void>
+  sessions: SessionService
+  sessionEvents: SessionEvents
+  ingress: WorkerIngress
+  permissions: Permissions
+  mcp: WorkerMcp
+  directory: TurnDirectory
+  queue: TurnQueue
+  streams: TurnStreams
 }
 
-type Schema = {
-  anyOf?: Schema[]
-  const?: unknown
-  type?: string
-  description?: string
-  minLength?: number
-  minItems?: number
+/** The whole HTTP app: error mapping, limits, docs, health, then every route module. */
+export function createApp(deps: AppDeps) {
+  const { apiKeys } = deps
+  // No normalising: Elysia's default turns a string where an object belongs into {"0": …}
+  // and TypeBox's strips open payloads. Schemas say themselves whether extra keys are allowed.
+  return new Elysia({ normalize: false })
+    .use(errorMapper(deps.log))
+    .use(bodyLimit(deps.maxBodyBytes))
+    .use(docs())
+    .use(healthRoutes(deps.checkHealth))
+    .use(sessionsRoutes({ sessions: deps.sessions, apiKeys }))
+    .use(sessionEventsRoutes({ sessionEvents: deps.sessionEvents, apiKeys }))
+    .use(workerRoutes({ ingress: deps.ingress, tokenKey: deps.tokenKey }))
+    .use(permissionsRoutes({ permissions: deps.permissions, apiKeys }))
+    .use(mcpRoutes({ mcp: deps.mcp, directory: deps.directory, tokenKey: deps.tokenKey }))
+    .use(
+      turnsRoutes({
+        queue: deps.queue,
+        streams: deps.streams,
+        apiKeys,
+        cancelWaitMs: deps.cancelWaitMs,
+      }),
+    )
 }
 
-const describeMember = (m: Schema): string =>
-  m.const !== undefined
-    ? JSON.stringify(m.const)
-    : m.type === 'string' && m.minLength
-      ? 'a non-empty string'
-      : m.type === 'array' && m.minItems
-        ? 'a non-empty array'
-        : `${m.type === 'array' || m.type === 'object' || m.type === 'integer' ? 'an' : 'a'} ${m.type ?? 'value'}`
+/** The app's type, for Elysia Eden (`treaty<App>(url)`). */
+export type App = ReturnType<typeof createApp>
 
-/** TypeBox words a union failure as "should be one of: 'string', 'string'": say the values. */
-function unionExpectation(schema: Schema | undefined): string | null {
-  if (!schema?.anyOf) return null
-  const members = schema.anyOf.map(describeMember)
-  return `expected ${members.length > 1 ? 'one of ' : ''}${members.join(', ')}`
+export interface Listening {
+  url: string
+  port: number
+  stop(): Promise<void>
 }
 
-/** `<field path>: <what was expected>`, from the error nearest the root (the clearest one). */
-function validationMessage(error: unknown): string {
-  const e = error as {
-    type?: string
-    all?: { path?: string; summary?: string; message?: string; schema?: Schema }[]
+/** Starts serving `app` on host:port (0 picks a free port). */
+export function serveApp(
+  app: App,
+  opts: { hostname: string; port: number; maxBodyBytes: number },
+): Listening {
+  app.listen({
+    hostname: opts.hostname,
+    port: opts.port,
+    // Elysia's default reusePort lets a second broker silently share the port.
+    reusePort: false,
+    // bodyLimit answers 413 in JSON from Content-Length; Bun's own cap is the backstop.
+    maxRequestBodySize: opts.maxBodyBytes * 2 + 1024 * 1024,
+    idleTimeout: 60,
+  })
+  const port = app.server!.port!
+  const host = opts.hostname.includes(':') ? `[${opts.hostname}]` : opts.hostname
+  return {
+    url: `http://${host}:${port}`,
+    port,
+    stop: async () => void (await app.stop(true)),
   }
-  const nearest = [...(e.all ?? [])].sort(
-    (a, b) => (a.path ?? '').split('/').length - (b.path ?? '').split('/').length,
-  )[0]
-  if (!nearest) return `${e.type ?? 'request'}: does not match the schema`
-  const path = (nearest.path ?? '').replace(/^\//, '').replaceAll('/', '.')
-  const what = unionExpectation(nearest.schema) ?? nearest.summary ?? nearest.message
-  return `${path || e.type || 'body'}: ${what ?? 'invalid value'}`
 }
-
-/** Maps every failure to JSON `{error}` with the right status; nothing else reaches a client. */
-export const errorMapper = (log: Logger) =>
-  new Elysia({ name: 'cc-broker/error-mapper' }).onError(
-    { as: 'global' },
-    function mapError({ code, error, set, request }) {
-      const status = (s: number, message: string) => {
-        set.status = s
-        set.headers['content-type'] = 'application/json'
-        return { error: message }
-      }
-      if (error instanceof BrokerError) {
-        if (error instanceof QueueFullError)
-          set.headers['retry-after'] = String(error.retryAfterSeconds)
-        return status(error.status, error.message)
-      }
-      if (error instanceof joseErrors.JOSEError)
-        return status(401, joseMessages[error.code] ?? 'worker token is malformed')
-      switch (code) {
-        case 'VALIDATION':
-          return status(400, validationMessage(error))
-        case 'PARSE':
-          return status(400, 'request body is not valid JSON')
-        case 'NOT_FOUND':
-          return status(404, `no route ${request.method} ${new URL(request.url).pathname}`)
-        case 'INVALID_COOKIE_SIGNATURE':
-        case 'INVALID_FILE_TYPE':
-          return status(400, String((error as Error).message))
-      }
-      const httpStatus = (error as { status?: unknown }).status
-      if (typeof httpStatus === 'number' && httpStatus >= 400 && httpStatus < 500)
-        return status(httpStatus, String((error as Error).message ?? 'bad request'))
-      log.error('unhandled error', { err: error, path: new URL(request.url).pathname })
-      return status(500, 'internal error')
-    },
-  )
-
-/** Answers 413 from the declared length before any body is read. */
-export const bodyLimit = (maxBytes: number) =>
-  new Elysia({ name: 'cc-broker/body-limit' }).onRequest(function limitBody({ request, set }) {
-    const length = Number(request.headers.get('content-length') ?? 0)
-    if (length > maxBytes) {
-      set.status = 413
-      return Response.json(
-        { error: `request body of ${length} bytes exceeds the limit of ${maxBytes}` },
-        { status: 413 },
-      )
-    }
-  })
-
-export const healthRoutes = (check: () => Promise<void>) =>
-  new Elysia().get(
-    '/healthz',
-    async () => {
-      await check()
-      return { status: 'ok' as const }
-    },
-    {
-      detail: { summary: 'Liveness and database check', tags: ['health'] },
-      response: { 200: t.Object({ status: t.Literal('ok') }), ...errors(500) },
-    },
-  )
-
-export const docs = () =>
-  swagger({
-    path: '/docs',
-    documentation: {
-      info: {
-        title: 'cc-broker',
-        version: '0.1.0',
-        description:
-          'Runs Claude Code as a headless worker per turn, with a durable event log. ' +
-          'External routes take `Authorization: Bearer <api key>` when keys are configured; ' +
-          'worker routes take the worker JWT from POST /v1/sessions/{id}/bridge.',
-      },
-      components: {
-        securitySchemes: {
-          apiKey: { type: 'http', scheme: 'bearer' },
-          workerToken: { type: 'http', scheme: 'bearer', bearerFormat: 'JWT' },
-        },
-      },
-    },
-  })

@@ -1,7 +1,7 @@
 import { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js'
 import { WebStandardStreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/webStandardStreamableHttp.js'
 import type { Logger } from '../log.ts'
-import type { Schedules } from '../turns/schedules.ts'
+import type { ScheduleTasks } from '../turns/schedule-tasks.ts'
 import type { ExecutorRegistryClient } from './backends/executor-registry.ts'
 import type { ImBridgeClient } from './backends/im-bridge.ts'
 import type { WorkerContext } from './context.ts'
@@ -13,7 +13,7 @@ import { registerWorkspaceTools } from './tools/workspace.ts'
 export interface WorkerMcpDeps {
   registry: ExecutorRegistryClient | null
   imBridge: ImBridgeClient | null
-  schedules: Schedules
+  schedules: ScheduleTasks
   log: Logger
 }
 

@@ -1,9 +1,8 @@
-import type { Config } from '../config.ts'
-import type { Db } from '../db/open.ts'
+import type { Db } from '../db/handle.ts'
 import { listInternalEvents } from '../db/repos/internal-events.ts'
 import type { EventLog } from '../events/log.ts'
 import type { SessionService } from '../sessions/service.ts'
-import { baseArgs, baseEnv, mcpConfigArgs, userMessageFor } from './claude-args.ts'
+import { baseArgs, baseEnv, type WorkerEnvConfig, mcpConfigArgs, userMessageFor } from './claude-args.ts'
 import { spawnClaude } from './spawn.ts'
 import type { TurnSpec, WorkerRun, WorkerTransport } from './transport.ts'
 
@@ -13,7 +12,7 @@ import type { TurnSpec, WorkerRun, WorkerTransport } from './transport.ts'
  * Internal events rebuild the conversation on `--resume`.
  */
 export function createCcrTransport(deps: {
-  config: Readonly<Config>
+  config: WorkerEnvConfig
   bin: string
   db: Db
   sessions: SessionService

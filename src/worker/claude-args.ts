@@ -24,7 +24,10 @@ export function baseArgs(spec: TurnSpec, resume: boolean): string[] {
  * dir, the Anthropic settings passed through from the broker, switches that keep the CLI off
  * the network for anything but the model, then per-deployment and per-turn additions.
  */
-export function baseEnv(config: Readonly<Config>, spec: TurnSpec): Record<string, string> {
+/** The broker settings a worker's environment is made of. */
+export type WorkerEnvConfig = Pick<Config, 'path' | 'anthropicEnv' | 'workerEnv'>
+
+export function baseEnv(config: WorkerEnvConfig, spec: TurnSpec): Record<string, string> {
   return {
     PATH: config.path,
     HOME: spec.dirs.home,

@@ -1,9 +1,8 @@
 import { access } from 'node:fs/promises'
-import type { Config } from '../config.ts'
 import { StaleEpochError } from '../errors.ts'
 import type { AppendItem, EventLog } from '../events/log.ts'
 import type { SessionService } from '../sessions/service.ts'
-import { baseArgs, baseEnv, mcpConfigArgs, transcriptPath, userMessageFor } from './claude-args.ts'
+import { baseArgs, baseEnv, type WorkerEnvConfig, mcpConfigArgs, transcriptPath, userMessageFor } from './claude-args.ts'
 import { spawnClaude } from './spawn.ts'
 import type { TurnSpec, WorkerRun, WorkerTransport } from './transport.ts'
 
@@ -13,7 +12,7 @@ import type { TurnSpec, WorkerRun, WorkerTransport } from './transport.ts'
  * session's config directory, found by `--resume` under the same working directory path.
  */
 export function createStdioTransport(deps: {
-  config: Readonly<Config>
+  config: WorkerEnvConfig
   bin: string
   sessions: SessionService
   events: EventLog

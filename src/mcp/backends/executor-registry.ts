@@ -1,7 +1,5 @@
-import { deadline } from './deadline.ts'
 import { UpstreamError } from '../../errors.ts'
-
-export type FetchLike = (input: string | URL | Request, init?: RequestInit) => Promise<Response>
+import { deadline, errorText, snippet, type FetchLike } from './http.ts'
 
 export interface ExecuteRequest {
   executorId: string
@@ -22,8 +20,6 @@ export interface ExecuteOptions {
 }
 
 export type ExecutorRegistryClient = ReturnType<typeof createExecutorRegistryClient>
-
-const bodySnippetChars = 300
 
 /** HTTP client of the executor registry: runs Claude Code tools on remote executors. */
 export function createExecutorRegistryClient(options: {
@@ -134,22 +130,6 @@ function adviceFor(status: number): string {
   if (status === 401 || status === 403) return 'the broker is not allowed to use this executor'
   if (status === 409) return 'the executor is busy or offline; check list_executors and retry'
   return 'retry in a moment, or tell the user the executor registry is failing'
-}
-
-export function snippet(text: string): string {
-  const flat = text.replace(/\s+/g, ' ').trim()
-  if (flat === '') return '(empty body)'
-  return flat.length > bodySnippetChars ? `${flat.slice(0, bodySnippetChars)}…` : flat
-}
-
-export function errorText(err: unknown): string {
-  if (err instanceof Error) {
-    const code = (err as { code?: unknown }).code
-    return typeof code === 'string' && !err.message.includes(code)
-      ? `${code}: ${err.message}`
-      : err.message
-  }
-  return String(err)
 }
 
 function formatMs(ms: number): string {

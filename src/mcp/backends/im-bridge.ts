@@ -1,6 +1,5 @@
-import { deadline } from './deadline.ts'
 import { UpstreamError } from '../../errors.ts'
-import { errorText, snippet, type FetchLike } from './executor-registry.ts'
+import { deadline, errorText, snippet, type FetchLike } from './http.ts'
 
 export interface ImTarget {
   channelId: string

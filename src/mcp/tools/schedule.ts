@@ -3,12 +3,12 @@ import type { CallToolResult } from '@modelcontextprotocol/sdk/types.js'
 import { z } from 'zod'
 import type { ScheduledTaskRow } from '../../db/schema.ts'
 import type { Logger } from '../../log.ts'
-import type { Schedules } from '../../turns/schedules.ts'
+import type { ScheduleTasks } from '../../turns/schedule-tasks.ts'
 import type { WorkerContext } from '../context.ts'
 import { failure, textResult } from './result.ts'
 
 export interface ScheduleToolsDeps {
-  schedules: Schedules
+  schedules: ScheduleTasks
   log?: Logger
 }
 

@@ -24,7 +24,7 @@ import type { Logger } from '../../log.ts'
 import { isWithin, resolveInside } from '../../workspace/paths.ts'
 import type { WorkerContext } from '../context.ts'
 import { failure, textResult } from './result.ts'
-import { decodeBase64Strict } from './im.ts'
+import { decodeBase64Strict } from '../sources.ts'
 
 export interface WorkspaceToolsDeps {
   /** Largest file workspace_read returns and workspace_write accepts; default 5 MiB. */
