@@ -1,4 +1,4 @@
-// Benchmark of the turn path with the fake worker (test/fixtures/fake-claude-fixture.ts, stdio,
+// Benchmark of the turn path with the fake worker (src/testing/fake-claude, stdio,
 // `echo`): the broker's own time around each worker, turns per second across sessions, and the
 // broker's memory. Prints figures and a markdown table; asserts nothing.
 //
@@ -24,7 +24,7 @@ import { backgroundBusy, loadText, startLoadMeter } from './machine.ts'
 import { markdownTable, mib, ms, percentiles } from './stats.ts'
 
 const ROOT = resolve(import.meta.dir, '../..')
-const FIXTURE = join(ROOT, 'test/fixtures/fake-claude-fixture.ts')
+const FIXTURE = join(ROOT, 'src/testing/fake-claude/main.ts')
 const env = (name: string) => process.env[`CCBROKER_BENCH_${name.toUpperCase()}`]
 const { values: args } = parseArgs({
   options: {

@@ -224,17 +224,20 @@ describe.each(TRANSPORTS)('turn API on %s', (transport) => {
 
   test('GET events_url while the turn runs follows it live and closes after its done frame', async () => {
     const sessionId = newSessionId()
+    const held = b.control.hold(sessionId)
     const { turn_id: turnId, events_url: eventsUrl } = await b.enqueue({
       session_id: sessionId,
       workspace_id: 'ws-api',
       user_message: 'take your time',
-      metadata: scenario('slow', 1500),
+      metadata: scenario('control'),
     })
     await using sse = await openSse(b.url + eventsUrl)
     const [first] = await sse.take(1)
     expect(first!.data.event_type).toBe('user')
-    // Still going when the first frame came: the rest arrives live.
-    expect(['queued', 'running']).toContain((await b.turn(turnId)).state)
+    // The worker is mid-turn and waits to be released: what follows arrives live.
+    await held.arrived
+    expect((await b.turn(turnId)).state).toBe('running')
+    held.release()
     const rest = await readAll(sse)
     expect(types([first!, ...rest])).toEqual(ECHO_TYPES[transport])
     expect(rest.at(-1)!.data.payload.state).toBe('done')

@@ -1,7 +1,7 @@
 import { chmod, writeFile } from 'node:fs/promises'
 import { join, resolve } from 'node:path'
 
-const FIXTURE = resolve(import.meta.dir, '../fixtures/fake-claude-fixture.ts')
+const FIXTURE = resolve(import.meta.dir, '../../src/testing/fake-claude/main.ts')
 
 /** Escapes a value for use inside double quotes in sh. */
 const quoted = (value: string) => `"${value.replace(/[\\"$`]/g, '\\$&')}"`

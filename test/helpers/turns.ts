@@ -6,11 +6,12 @@ import type { DatabaseKind } from './databases.ts'
 import { openSse, type SseFrame } from './sse.ts'
 import { tempDir } from './temp-dir.ts'
 import { until } from './until.ts'
+import { startWorkerControl, type WorkerControl } from '../../src/testing/worker-control.ts'
 
 export type Transport = 'stdio' | 'ccr'
 export const TRANSPORTS: Transport[] = ['stdio', 'ccr']
 
-const FIXTURE = resolve(import.meta.dir, '../fixtures/fake-claude-fixture.ts')
+const FIXTURE = resolve(import.meta.dir, '../../src/testing/fake-claude/main.ts')
 const quoted = (value: string) => `"${value.replace(/[\\"$`]/g, '\\$&')}"`
 
 /**
@@ -66,6 +67,8 @@ export interface WorkerRecord {
 export interface TurnBroker extends TestBroker {
   /** The fake's record directory. */
   recordDir: string
+  /** Where the fake asks what each turn does; `control.hold(sessionId)` holds the next one. */
+  control: WorkerControl
   /** Records of the workers that ran in `sessionId`'s working directory, oldest first. */
   workers(sessionId: string): Promise<WorkerRecord[]>
   /** POST /api/v2/turns; answers the 202 body, failing on any other status. */
@@ -101,6 +104,7 @@ export async function startTurnBroker(opts: {
   const dir = await tempDir('ccb-fake-')
   const recordDir = join(dir.path, 'records')
   await Bun.write(join(recordDir, '.keep'), '')
+  const control = await startWorkerControl()
   let b: TestBroker
   try {
     b = await startTestBroker({
@@ -109,22 +113,25 @@ export async function startTurnBroker(opts: {
         CCBROKER_CLAUDE_BIN: await scenarioClaudeBin(dir.path),
         CCBROKER_WORKER_TRANSPORT: opts.transport,
         CCBROKER_STOP_GRACE_MS: '300',
-        CCBROKER_WORKER_ENV: `FAKE_CLAUDE_RECORD_DIR=${recordDir}`,
+        CCBROKER_WORKER_ENV: `FAKE_CLAUDE_RECORD_DIR=${recordDir},FAKE_CLAUDE_CONTROL_URL=${control.url}`,
         ...opts.env,
       },
       log: opts.log,
     })
   } catch (err) {
+    await control.stop()
     await dir[Symbol.asyncDispose]()
     throw err
   }
   const stop = async () => {
     await b.stop()
+    await control.stop()
     await dir[Symbol.asyncDispose]()
   }
   const tb: TurnBroker = {
     ...b,
     recordDir,
+    control,
     workers: (sessionId) => readWorkerRecords(recordDir, sessionId),
     async enqueue(body) {
       const res = await b.api('POST', '/api/v2/turns', body)

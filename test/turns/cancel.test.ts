@@ -148,16 +148,21 @@ describe.each(TRANSPORTS)('cancelling turns on %s', (transport) => {
 
   test('a client that disconnects from POST /api/turns does not stop the turn: it finishes and can be followed again', async () => {
     const sessionId = newSessionId()
+    const held = b.control.hold(sessionId)
     const stream = await postTurn(b.url, {
       session_id: sessionId,
       workspace_id: 'ws-cancel',
       user_message: 'keep going without me',
-      metadata: scenario('slow', 1000),
+      metadata: scenario('control'),
     })
     const first = (await stream.next())!
     expect(first.data.event_type).toBe('user')
     const turnId = first.data.turn_id as string
     stream.close()
+    // Hung up while the worker is mid-turn: the turn goes on.
+    await held.arrived
+    expect((await b.turn(turnId)).state).toBe('running')
+    held.release()
     const done = await b.waitState(turnId, ['done', 'failed', 'cancelled'])
     expect(done.state).toBe('done')
     expect(done.result.result).toBe('echo: keep going without me')

@@ -119,6 +119,8 @@ describe.each(cases)('turn queue on $db.name, $transport', ({ db, transport }) =
 
   test('different sessions run side by side up to the worker limit (4); the fifth waits for a free worker', async () => {
     const sessions = Array.from({ length: 5 }, () => newSessionId('par'))
+    // Every worker stops at its turn's start until released: four are mid-turn at once.
+    const held = sessions.map((sessionId) => b.control.hold(sessionId))
     const ids: string[] = []
     for (const sessionId of sessions)
       ids.push(
@@ -127,18 +129,26 @@ describe.each(cases)('turn queue on $db.name, $transport', ({ db, transport }) =
             session_id: sessionId,
             workspace_id: 'ws-q',
             user_message: 'in parallel',
-            metadata: scenario('slow', 1500),
+            metadata: scenario('control'),
           })
         ).turn_id,
       )
+    await Promise.all(held.slice(0, 4).map((h) => h.arrived))
+    // All four workers are busy, so the fifth turn is not claimed: it waits in the queue.
+    expect((await b.turn(ids[4]!)).state).toBe('queued')
+    const running = await Promise.all(ids.slice(0, 4).map((id) => b.turn(id)))
+    expect(running.map((t) => t.state)).toEqual(['running', 'running', 'running', 'running'])
+
+    // One finishes; then the fifth gets its worker.
+    held[0]!.release()
+    expect((await b.waitState(ids[0]!, ['done', 'failed'])).state).toBe('done')
+    await held[4]!.arrived
+    for (const h of held.slice(1)) h.release()
     const turns = await Promise.all(ids.map((id) => b.waitState(id, ['done', 'failed'], 60_000)))
     expect(turns.map((t) => t.state)).toEqual(['done', 'done', 'done', 'done', 'done'])
     const [early, late] = [turns.slice(0, 4), turns[4]!]
-    // The first four all ran at once...
     for (const a of early) for (const c of early) if (a !== c) expect(overlaps(a, c)).toBe(true)
-    // ...and the fifth started only when one of them had finished.
-    const firstFinish = Math.min(...early.map((t) => Date.parse(t.finished_at)))
-    expect(Date.parse(late.started_at)).toBeGreaterThanOrEqual(firstFinish)
+    expect(Date.parse(late.started_at)).toBeGreaterThanOrEqual(Date.parse(turns[0]!.finished_at))
     // Every worker ran in its own session's directory.
     for (const sessionId of sessions)
       expect((await workerOf(b, sessionId)).cwd).toEndWith(`/${sessionId}/project`)

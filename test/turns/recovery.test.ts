@@ -13,6 +13,7 @@ import {
   TRANSPORTS,
 } from '../helpers/turns.ts'
 import { until } from '../helpers/until.ts'
+import { startWorkerControl, type WorkerControl } from '../../src/testing/worker-control.ts'
 
 const cases = databases().flatMap((db) => TRANSPORTS.map((transport) => ({ db, transport })))
 
@@ -23,6 +24,7 @@ describe.each(cases)(
     let database: { url: string | null; drop(): Promise<void> }
     let env: Record<string, string>
     let recordDir: string
+    let control: WorkerControl
     const brokers: BrokerProcess[] = []
     const start = async () => {
       const broker = await spawnBroker(env)
@@ -49,6 +51,7 @@ describe.each(cases)(
       recordDir = join(dir.path, 'records')
       await Bun.write(join(recordDir, '.keep'), '')
       database = await db.create()
+      control = await startWorkerControl()
       env = {
         PATH: process.env.PATH ?? '/usr/bin:/bin',
         HOME: dir.path,
@@ -58,7 +61,7 @@ describe.each(cases)(
         CCBROKER_CLAUDE_BIN: await scenarioClaudeBin(dir.path),
         CCBROKER_WORKER_TRANSPORT: transport,
         CCBROKER_STOP_GRACE_MS: '300',
-        CCBROKER_WORKER_ENV: `FAKE_CLAUDE_RECORD_DIR=${recordDir}`,
+        CCBROKER_WORKER_ENV: `FAKE_CLAUDE_RECORD_DIR=${recordDir},FAKE_CLAUDE_CONTROL_URL=${control.url}`,
         ...(database.url
           ? { CCBROKER_DATABASE_URL: database.url, CCBROKER_JWT_SECRET: TEST_SECRET }
           : {}),
@@ -70,6 +73,7 @@ describe.each(cases)(
       for (const w of await readWorkerRecords(recordDir))
         if (await isRunning(w.pid)) process.kill(-w.pid, 'SIGKILL')
       await database.drop()
+      await control.stop()
       await dir[Symbol.asyncDispose]()
     })
 
@@ -89,9 +93,13 @@ describe.each(cases)(
         expect(res.status).toBe(202)
         return res.body.turn_id as string
       }
-      short.turn = await enqueue(short.session, 'finish me', scenario('slow', 4000))
+      // The short turn's first worker stops at its turn's start: it is mid-turn at the kill.
+      // Its re-run is not held and finishes.
+      const held = control.hold(short.session)
+      short.turn = await enqueue(short.session, 'finish me', scenario('control'))
       long.turn = await enqueue(long.session, 'take long', scenario('grandchild'))
-      const [oldShort, oldLong] = await Promise.all([
+      const [, oldShort, oldLong] = await Promise.all([
+        held.arrived,
         nthWorker(short.session, 0),
         childOf(long.session, 0),
       ])

@@ -12,12 +12,14 @@ import {
   TRANSPORTS,
 } from '../helpers/turns.ts'
 import { until } from '../helpers/until.ts'
+import { startWorkerControl } from '../../src/testing/worker-control.ts'
 
 const ROOT = resolve(import.meta.dir, '../..')
 
 describe.each(TRANSPORTS)('stopping a broker on %s', (transport) => {
   test('SIGTERM hands a running turn back (turn_requeued, not counted as an attempt); the next broker runs it to done', async () => {
     await using dir = await tempDir('ccb-stop-')
+    await using control = await startWorkerControl()
     const recordDir = join(dir.path, 'records')
     await Bun.write(join(recordDir, '.keep'), '')
     const env = {
@@ -29,9 +31,11 @@ describe.each(TRANSPORTS)('stopping a broker on %s', (transport) => {
       CCBROKER_CLAUDE_BIN: await scenarioClaudeBin(dir.path),
       CCBROKER_WORKER_TRANSPORT: transport,
       CCBROKER_STOP_GRACE_MS: '300',
-      CCBROKER_WORKER_ENV: `FAKE_CLAUDE_RECORD_DIR=${recordDir}`,
+      CCBROKER_WORKER_ENV: `FAKE_CLAUDE_RECORD_DIR=${recordDir},FAKE_CLAUDE_CONTROL_URL=${control.url}`,
     }
     const sessionId = newSessionId()
+    // The first worker stops at its turn's start and stays there: it is mid-turn at SIGTERM.
+    const held = control.hold(sessionId)
     let turnId: string
     let worker: { pid: number }
     {
@@ -40,13 +44,11 @@ describe.each(TRANSPORTS)('stopping a broker on %s', (transport) => {
         session_id: sessionId,
         workspace_id: 'ws-stop',
         user_message: 'interrupted by a restart',
-        metadata: scenario('slow', 3000),
+        metadata: scenario('control'),
       })
       expect(res.status).toBe(202)
       turnId = res.body.turn_id
-      worker = await until(async () => (await readWorkerRecords(recordDir, sessionId))[0], {
-        what: 'the worker',
-      })
+      worker = await held.arrived
       expect(await first.stop()).toBe(0)
       // The broker stopped its worker before it exited.
       expect(await isRunning(worker.pid)).toBe(false)

@@ -109,16 +109,19 @@ describe.each(TRANSPORTS)('worker failures on %s', (transport) => {
 
   test('a worker fenced by a newer epoch mid-turn is stopped and the turn fails; the broker goes on', async () => {
     const sessionId = newSessionId()
+    const held = b.control.hold(sessionId)
     const { turn_id: turnId } = await b.enqueue({
       session_id: sessionId,
       workspace_id: 'ws-fail',
       user_message: 'slowly',
-      metadata: scenario('slow', 1000),
+      metadata: scenario('control'),
     })
-    await b.waitEvent(sessionId, turnId, 'system')
+    await held.arrived
     const worker = await workerOf(b, sessionId)
-    // Another worker generation takes the session over: the running one is stale now.
+    // Another worker generation takes the session over: the running one is stale now, and
+    // what it writes once released is refused.
     expect((await b.api('POST', `/v1/sessions/${sessionId}/bridge`)).status).toBe(200)
+    held.release()
     const turn = await b.waitState(turnId, ['done', 'failed', 'cancelled'])
     expect(turn.state).toBe('failed')
     expect(turn.error).toStartWith(

@@ -16,7 +16,7 @@ import {
   type TurnBroker,
 } from '../helpers/turns.ts'
 
-const FIXTURE = resolve(import.meta.dir, '../fixtures/fake-claude-fixture.ts')
+const FIXTURE = resolve(import.meta.dir, '../../src/testing/fake-claude/main.ts')
 const quoted = (value: string) => `"${value.replace(/[\\"$`]/g, '\\$&')}"`
 const batchPath = '/api/v1/content/batch-write'
 const downloadPath = '/api/v1/content/download'

@@ -1,0 +1,84 @@
+/**
+ * The test side of the fake worker's `control` scenario: a loopback HTTP server the fake asks,
+ * at each turn, what the turn does. A turn can be held mid-way until the test releases it, so a
+ * test that needs "the worker is mid-turn" waits for a condition instead of racing a delay.
+ */
+
+/** What the fake tells the control server about a turn it is running. */
+export interface ControlTurn {
+  /** The broker's session id (CCBROKER_SESSION_ID) and turn id of the worker's first turn. */
+  session_id: string | null
+  turn_id: string | null
+  /** Claude Code's own session UUID. */
+  claude_session_id: string
+  pid: number
+  /** The user message's text, and how many prompts the conversation had before it. */
+  text: string
+  history: number
+}
+
+export interface ControlAnswer {
+  /** The assistant's reply; the fake's echo when absent. */
+  reply?: string
+}
+
+/** A turn held at its start: `arrived` once its worker asks, then waiting for `release`. */
+export interface HeldTurn {
+  readonly arrived: Promise<ControlTurn>
+  release(answer?: ControlAnswer): void
+}
+
+export interface WorkerControl extends AsyncDisposable {
+  /** FAKE_CLAUDE_CONTROL_URL for the fake. */
+  url: string
+  /** Every turn the fake asked about, in order. */
+  turns: ControlTurn[]
+  /** Holds the next turn of `sessionId` (a broker session id) until released. */
+  hold(sessionId: string): HeldTurn
+  stop(): Promise<void>
+}
+
+export async function startWorkerControl(
+  answer: (turn: ControlTurn) => ControlAnswer | Promise<ControlAnswer> = () => ({}),
+): Promise<WorkerControl> {
+  const turns: ControlTurn[] = []
+  const holds = new Map<string, { arrive(t: ControlTurn): void; released: Promise<ControlAnswer> }[]>()
+
+  const server = Bun.serve({
+    hostname: '127.0.0.1',
+    port: 0,
+    // A held turn may wait for as long as the test takes.
+    idleTimeout: 0,
+    async fetch(request) {
+      const url = new URL(request.url)
+      if (request.method !== 'POST' || url.pathname !== '/turn')
+        return Response.json({ error: 'not found' }, { status: 404 })
+      const turn = (await request.json()) as ControlTurn
+      turns.push(turn)
+      const held = turn.session_id ? holds.get(turn.session_id)?.shift() : undefined
+      if (held) {
+        held.arrive(turn)
+        return Response.json(await held.released)
+      }
+      return Response.json(await answer(turn))
+    },
+  })
+
+  const stop = async () => {
+    await server.stop(true)
+  }
+  return {
+    url: `http://127.0.0.1:${server.port}`,
+    turns,
+    hold(sessionId) {
+      const arrived = Promise.withResolvers<ControlTurn>()
+      const released = Promise.withResolvers<ControlAnswer>()
+      const queue = holds.get(sessionId) ?? []
+      queue.push({ arrive: arrived.resolve, released: released.promise })
+      holds.set(sessionId, queue)
+      return { arrived: arrived.promise, release: (a = {}) => released.resolve(a) }
+    },
+    stop,
+    [Symbol.asyncDispose]: stop,
+  }
+}
