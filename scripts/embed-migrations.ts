@@ -1,5 +1,6 @@
-// Writes src/db/migrations.gen.ts from drizzle/: the compiled binary cannot read a folder
-// (bun-stack.md §3), so the SQL travels inside the module. Run after `drizzle-kit generate`.
+// Writes src/db/migrations.gen.ts from drizzle/: the compiled binary cannot read a folder, and
+// drizzle's migrate() only reads one, so the SQL travels inside the module. Run after
+// `drizzle-kit generate`.
 const root = new URL('../drizzle/', import.meta.url)
 const journal = (await Bun.file(new URL('meta/_journal.json', root)).json()) as {
   entries: { tag: string; when: number; breakpoints: boolean }[]

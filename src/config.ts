@@ -188,13 +188,22 @@ export function loadConfig(env: Env, cwd: string = process.cwd()): Readonly<Conf
     throw new ConfigError('CCBROKER_IMBRIDGE_SECRET', 'required with CCBROKER_IMBRIDGE_URL')
   const policy = str(env, 'CCBROKER_PERMISSION_POLICY') ?? 'bypass'
   if (policy !== 'bypass' && policy !== 'allowlist' && policy !== 'ask')
-    throw new ConfigError('CCBROKER_PERMISSION_POLICY', `expected bypass, allowlist or ask, got "${policy}"`)
+    throw new ConfigError(
+      'CCBROKER_PERMISSION_POLICY',
+      `expected bypass, allowlist or ask, got "${policy}"`,
+    )
   const openVikingUrl = url(env, 'CCBROKER_OPENVIKING_URL', ['http:', 'https:'])
   const storeKind = str(env, 'CCBROKER_WORKSPACE_STORE') ?? (openVikingUrl ? 'openviking' : 'local')
   if (storeKind !== 'local' && storeKind !== 'openviking')
-    throw new ConfigError('CCBROKER_WORKSPACE_STORE', `expected local or openviking, got "${storeKind}"`)
+    throw new ConfigError(
+      'CCBROKER_WORKSPACE_STORE',
+      `expected local or openviking, got "${storeKind}"`,
+    )
   if (storeKind === 'openviking' && !openVikingUrl)
-    throw new ConfigError('CCBROKER_OPENVIKING_URL', 'required with CCBROKER_WORKSPACE_STORE=openviking')
+    throw new ConfigError(
+      'CCBROKER_OPENVIKING_URL',
+      'required with CCBROKER_WORKSPACE_STORE=openviking',
+    )
   const openVikingRootUri = str(env, 'CCBROKER_OPENVIKING_ROOT_URI') ?? 'viking://resources/'
   if (!openVikingRootUri.startsWith('viking://'))
     throw new ConfigError('CCBROKER_OPENVIKING_ROOT_URI', 'expected a viking:// URI')
@@ -229,7 +238,11 @@ export function loadConfig(env: Env, cwd: string = process.cwd()): Readonly<Conf
     turnMaxMs: int(env, 'CCBROKER_TURN_MAX_MS', 30 * 60_000, 1_000, 7 * 86_400_000),
     leaseMs: int(env, 'CCBROKER_LEASE_MS', 30_000, 300, 3_600_000),
     stopGraceMs: int(env, 'CCBROKER_STOP_GRACE_MS', 5_000, 50, 600_000),
-    runDir: runDir ? (isAbsolute(runDir) ? runDir : resolve(cwd, runDir)) : resolve(absDataDir, 'run'),
+    runDir: runDir
+      ? isAbsolute(runDir)
+        ? runDir
+        : resolve(cwd, runDir)
+      : resolve(absDataDir, 'run'),
     anthropicEnv: Object.freeze(anthropicEnv),
     workerEnv: Object.freeze(workerEnv),
     path: env.PATH ?? '/usr/local/bin:/usr/bin:/bin',

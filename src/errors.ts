@@ -53,7 +53,7 @@ export class ConflictError extends BrokerError {
   }
 }
 
-/** A write from a worker whose epoch was superseded by a newer bridge (protocol §9). */
+/** A write from a worker whose epoch was superseded by a newer bridge. */
 export class StaleEpochError extends BrokerError {
   override readonly status = 409
   override readonly code = 'stale_epoch'

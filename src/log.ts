@@ -20,9 +20,16 @@ export function createLogger(
   const min = rank[level]
   const emit = (lvl: Exclude<LogLevel, 'silent'>, msg: string, fields?: LogFields) => {
     if (rank[lvl] < min) return
-    const record: LogFields = { time: new Date().toISOString(), level: lvl, msg, ...base, ...fields }
+    const record: LogFields = {
+      time: new Date().toISOString(),
+      level: lvl,
+      msg,
+      ...base,
+      ...fields,
+    }
     const err = record.err
-    if (err instanceof Error) record.err = { name: err.name, message: err.message, stack: err.stack }
+    if (err instanceof Error)
+      record.err = { name: err.name, message: err.message, stack: err.stack }
     write(JSON.stringify(record) + '\n')
   }
   return {

@@ -9,10 +9,14 @@ const deny = (status: number, message: string) =>
 
 /**
  * A running worker's MCP endpoint. Claude Code sends its session access token (the worker JWT)
- * as Bearer to HTTP MCP servers (protocol doc §10): only that worker's token opens its tools.
- * `parse: 'none'`: the MCP transport reads the body itself (bun-stack.md §4).
+ * as Bearer to HTTP MCP servers (worker/PROTOCOL.md §10): only that worker's token opens its tools.
+ * `parse: 'none'`: the MCP transport reads the body itself (a body Elysia parsed first is gone).
  */
-export const mcpRoutes = (deps: { mcp: WorkerMcp; directory: TurnDirectory; tokenKey: Uint8Array }) =>
+export const mcpRoutes = (deps: {
+  mcp: WorkerMcp
+  directory: TurnDirectory
+  tokenKey: Uint8Array
+}) =>
   new Elysia().all(
     '/v1/sessions/:id/mcp',
     async ({ params, request, server }) => {

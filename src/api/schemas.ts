@@ -20,7 +20,10 @@ export const sseResponses = (...statuses: Parameters<typeof errors>) => ({
   ...Object.fromEntries(
     statuses.map((s) => [
       s,
-      { description: ErrorBody.description!, content: { 'application/json': { schema: ErrorBody } } },
+      {
+        description: ErrorBody.description!,
+        content: { 'application/json': { schema: ErrorBody } },
+      },
     ]),
   ),
 })

@@ -7,7 +7,10 @@ import { AnyObject, bounded, errors, Int, sseResponses } from './schemas.ts'
 
 const Payload = Type.Object(
   { type: Type.String({ minLength: 1 }), uuid: Type.Optional(Type.String({ minLength: 1 })) },
-  { additionalProperties: true, description: 'A client event of protocol doc §4' },
+  {
+    additionalProperties: true,
+    description: 'A client event Claude Code accepts: user, control_request, control_response, …',
+  },
 )
 
 const Event = t.Object({
@@ -67,10 +70,13 @@ export const sessionEventsRoutes = (deps: {
           bounded('limit', query.limit, 1, 1000, 100),
         ),
       {
-        query: t.Object({
-          since: t.Optional(t.Integer({ description: 'Events after this sequence_num (≥ 0)' })),
-          limit: t.Optional(t.Integer({ description: 'Page size, 1-1000 (default 100)' })),
-        }, { additionalProperties: true }),
+        query: t.Object(
+          {
+            since: t.Optional(t.Integer({ description: 'Events after this sequence_num (≥ 0)' })),
+            limit: t.Optional(t.Integer({ description: 'Page size, 1-1000 (default 100)' })),
+          },
+          { additionalProperties: true },
+        ),
         response: {
           200: t.Object({ data: t.Array(Event), has_more: t.Boolean(), next_since: t.Integer() }),
           ...errors(400, 401, 404),
@@ -87,7 +93,10 @@ export const sessionEventsRoutes = (deps: {
         return deps.sessionEvents.stream(params.id, since, request.signal)
       },
       {
-        query: t.Object({ since: t.Optional(t.Integer({ description: 'Events after this (≥ 0)' })) }, { additionalProperties: true }),
+        query: t.Object(
+          { since: t.Optional(t.Integer({ description: 'Events after this (≥ 0)' })) },
+          { additionalProperties: true },
+        ),
         detail: {
           summary: 'Follow a session: replay after Last-Event-ID or ?since=, then live (SSE)',
           description:

@@ -65,9 +65,14 @@ export const sessionsRoutes = (deps: { sessions: SessionService; apiKeys: readon
       },
       {
         body: CreateSession,
-        response: { 200: t.Object({ session: Session }), 201: t.Object({ session: Session }), ...errors(400, 401) },
+        response: {
+          200: t.Object({ session: Session }),
+          201: t.Object({ session: Session }),
+          ...errors(400, 401),
+        },
         detail: {
-          summary: 'Create a session (an existing external_id in the workspace answers that session)',
+          summary:
+            'Create a session (an existing external_id in the workspace answers that session)',
           tags: ['sessions'],
         },
       },
@@ -83,11 +88,14 @@ export const sessionsRoutes = (deps: { sessions: SessionService; apiKeys: readon
         return { data: page.data.map(sessionJson), next_cursor: page.nextCursor }
       },
       {
-        query: t.Object({
-          workspace_id: t.Optional(WORKSPACE_ID),
-          cursor: t.Optional(t.String({ description: 'next_cursor of the previous page' })),
-          limit: t.Optional(t.Integer({ description: 'Page size, 1-500 (default 50)' })),
-        }, { additionalProperties: true }),
+        query: t.Object(
+          {
+            workspace_id: t.Optional(WORKSPACE_ID),
+            cursor: t.Optional(t.String({ description: 'next_cursor of the previous page' })),
+            limit: t.Optional(t.Integer({ description: 'Page size, 1-500 (default 50)' })),
+          },
+          { additionalProperties: true },
+        ),
         response: {
           200: t.Object({ data: t.Array(Session), next_cursor: t.Union([t.String(), t.Null()]) }),
           ...errors(400, 401),

@@ -140,10 +140,14 @@ export const turnsRoutes = (deps: {
         detail: { summary: 'Queue a turn; answer at once', tags },
       },
     )
-    .get('/api/turns/:id', async ({ params }) => ({ turn: turnJson(await deps.queue.get(params.id)) }), {
-      response: { 200: t.Object({ turn: Turn }), ...errors(401, 404) },
-      detail: { summary: 'A turn’s state, timing, error, cost and usage', tags },
-    })
+    .get(
+      '/api/turns/:id',
+      async ({ params }) => ({ turn: turnJson(await deps.queue.get(params.id)) }),
+      {
+        response: { 200: t.Object({ turn: Turn }), ...errors(401, 404) },
+        detail: { summary: 'A turn’s state, timing, error, cost and usage', tags },
+      },
+    )
     .get(
       '/api/turns/:id/events',
       async ({ params, query, headers, request, server }) => {
@@ -168,7 +172,9 @@ export const turnsRoutes = (deps: {
     )
     .post(
       '/api/turns/:id/cancel',
-      async ({ params }) => ({ turn: turnJson(await deps.queue.cancel(params.id, deps.cancelWaitMs)) }),
+      async ({ params }) => ({
+        turn: turnJson(await deps.queue.cancel(params.id, deps.cancelWaitMs)),
+      }),
       {
         response: { 200: t.Object({ turn: Turn }), ...errors(401, 404, 409) },
         detail: {

@@ -9,13 +9,16 @@ const Epoch = Int({ minimum: 0, description: 'The worker epoch (CLAUDE_CODE_WORK
 const Obj = AnyObject()
 const Payload = Type.Object({ type: Type.String({ minLength: 1 }) }, { additionalProperties: true })
 const Ok = t.Object({})
-/** Claude Code may add fields in any release: worker bodies never reject unknown keys (§9). */
+/**
+ * Claude Code may add fields in any release: worker bodies never reject unknown keys
+ * (a permanent 4xx would have it retry forever, worker/PROTOCOL.md §2).
+ */
 const Open = <P extends Parameters<typeof t.Object>[0]>(props: P) =>
   t.Object(props, { additionalProperties: true })
 const writeErrors = errors(400, 401, 403, 404, 409, 413)
 const tags = ['worker']
 
-/** The eight CCR v2 worker endpoints (protocol doc §2), guarded by the worker JWT. */
+/** The eight CCR v2 worker endpoints (worker/PROTOCOL.md §2), guarded by the worker JWT. */
 export const workerRoutes = (deps: { ingress: WorkerIngress; tokenKey: Uint8Array }) =>
   new Elysia({ prefix: '/v1/sessions/:id/worker' })
     .use(workerGuard(deps.tokenKey))
@@ -101,13 +104,20 @@ export const workerRoutes = (deps: { ingress: WorkerIngress; tokenKey: Uint8Arra
           updates: t.Array(
             Open({
               event_id: t.String({ minLength: 1 }),
-              status: t.Union([t.Literal('received'), t.Literal('processing'), t.Literal('processed')]),
+              status: t.Union([
+                t.Literal('received'),
+                t.Literal('processing'),
+                t.Literal('processed'),
+              ]),
             }),
             { maxItems: 1000 },
           ),
         }),
         response: { 200: Ok, ...writeErrors },
-        detail: { summary: 'Delivery reports of client events (§12)', tags },
+        detail: {
+          summary: 'Delivery reports of client events (received, processing, processed)',
+          tags,
+        },
       },
     )
     .post(
@@ -149,13 +159,17 @@ export const workerRoutes = (deps: { ingress: WorkerIngress; tokenKey: Uint8Arra
           ),
         }),
         response: { 200: Ok, ...writeErrors },
-        detail: { summary: 'Transcript entries, kept for --resume (§8)', tags },
+        detail: { summary: 'Transcript entries, kept for --resume', tags },
       },
     )
     .get(
       '/internal-events',
       ({ worker, query }) =>
-        deps.ingress.listInternalEvents(worker, query.subagents ?? false, Number(query.cursor ?? 0)),
+        deps.ingress.listInternalEvents(
+          worker,
+          query.subagents ?? false,
+          Number(query.cursor ?? 0),
+        ),
       {
         query: Open({
           subagents: t.Optional(t.BooleanString()),

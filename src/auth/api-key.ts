@@ -13,7 +13,8 @@ export const apiKeyGuard = (keys: readonly string[]) => {
     function checkApiKey({ headers }) {
       if (digests.length === 0) return {}
       const token = bearerToken(headers.authorization)
-      if (!token) throw new UnauthorizedError('missing or malformed Authorization: Bearer <api key>')
+      if (!token)
+        throw new UnauthorizedError('missing or malformed Authorization: Bearer <api key>')
       const given = digest(token)
       let ok = false
       for (const d of digests) ok = timingSafeEqual(d, given) || ok

@@ -14,7 +14,7 @@ export class DataDirLockedError extends BrokerError {
 }
 
 /**
- * PGlite lets two processes open one directory and corrupt it (bun-stack.md §3), so the broker
+ * PGlite lets two processes open one directory and corrupt it, with no error, so the broker
  * holds a pid file. A file left by a dead process is taken over.
  */
 export async function lockDataDir(dir: string): Promise<{ release(): Promise<void> }> {

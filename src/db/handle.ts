@@ -12,6 +12,10 @@ export interface Database {
   db: Db
   driver: 'pglite' | 'postgres'
   /** LISTEN on a lower-case channel; `onListen` runs on every (re)connect so callers can re-sync. */
-  listen(channel: string, onMessage: (payload: string) => void, onListen?: () => void): Promise<void>
+  listen(
+    channel: string,
+    onMessage: (payload: string) => void,
+    onListen?: () => void,
+  ): Promise<void>
   close(): Promise<void>
 }

@@ -1,5 +1,5 @@
 // PGlite's wasm and data files, imported as files so `bun build --compile` embeds them
-// (bun-stack.md §3: without these options the binary dies on /$bunfs/root/pglite.data).
+// (without these options the binary dies on ENOENT /$bunfs/root/pglite.data).
 import pgliteWasmPath from '@electric-sql/pglite/pglite.wasm' with { type: 'file' }
 import initdbWasmPath from '@electric-sql/pglite/initdb.wasm' with { type: 'file' }
 import pgliteDataPath from '@electric-sql/pglite/pglite.data' with { type: 'file' }

@@ -83,7 +83,10 @@ export const sessionWorkers = pgTable(
       .references(() => sessions.id, { onDelete: 'cascade' }),
     epoch: integer('epoch').notNull(),
     state: text('state').notNull().default('starting'),
-    externalMetadata: jsonb('external_metadata').$type<Record<string, unknown>>().notNull().default({}),
+    externalMetadata: jsonb('external_metadata')
+      .$type<Record<string, unknown>>()
+      .notNull()
+      .default({}),
     requiresActionDetails: jsonb('requires_action_details').$type<Record<string, unknown> | null>(),
     lastHeartbeatAt: timestamp('last_heartbeat_at', { withTimezone: true }),
     registeredAt: timestamp('registered_at', { withTimezone: true }).notNull().defaultNow(),
@@ -148,7 +151,7 @@ export const permissions = pgTable(
     sessionId: text('session_id')
       .notNull()
       .references(() => sessions.id, { onDelete: 'cascade' }),
-    /** The worker's `request_id` of its can_use_tool control request (protocol doc §7). */
+    /** The worker's `request_id` of its can_use_tool control request. */
     requestId: text('request_id').notNull(),
     turnId: text('turn_id').notNull(),
     toolName: text('tool_name').notNull(),

@@ -39,7 +39,7 @@ export interface AppendResult {
   duplicates: string[]
 }
 
-/** The event id of a payload: its `uuid` (protocol §12), given one when it has none. */
+/** The event id of a payload: its `uuid` (worker/PROTOCOL.md §12), given one when it has none. */
 export function ensureUuid(payload: Record<string, unknown>): string {
   if (typeof payload.uuid !== 'string' || payload.uuid.length === 0)
     payload.uuid = crypto.randomUUID()

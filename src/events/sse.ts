@@ -27,7 +27,8 @@ const encoder = new TextEncoder()
  * Replay-then-live SSE as a pull-based stream: it subscribes first, then replays from the
  * database, then forwards live events, skipping any seq already sent — so nothing is lost
  * between the two and nothing is sent twice. Written by hand rather than with Elysia's `sse()`
- * because the protocol needs comment frames (keepalive) and exact LF framing (protocol §3.1).
+ * because the protocol needs comment frames (keepalive) and exact LF framing
+ * (worker/PROTOCOL.md §3).
  */
 export function sseResponse(opts: SseStreamOptions): Response {
   let sub: Subscriber | null = null
@@ -50,7 +51,7 @@ export function sseResponse(opts: SseStreamOptions): Response {
   const stream = new ReadableStream<Uint8Array>(
     {
       start(controller) {
-        // Bun sends no headers until the first chunk (bun-stack.md §2): send one at once.
+        // Bun sends no headers until the first body chunk: send one at once.
         controller.enqueue(encoder.encode(opts.preamble ?? ': connected\n\n'))
         opts.signal.addEventListener('abort', () => finish(controller, 'aborted'), { once: true })
       },

@@ -89,7 +89,7 @@ export function createWorkerMcp(deps: WorkerMcpDeps) {
       const first = (Array.isArray(body) ? body[0] : body) as { method?: string; id?: unknown }
       if (first?.method !== 'initialize')
         // Claude Code first tries `server/discover` (protocol 2026-07-28) and falls back to
-        // initialize when it is refused (claude-code-stdio.md).
+        // initialize when it is refused (worker/PROTOCOL.md §10).
         return rpcError(
           400,
           -32601,

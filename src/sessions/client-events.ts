@@ -6,7 +6,7 @@ import type { Bus, EventRow } from '../events/bus.ts'
 import { ensureUuid, type EventLog } from '../events/log.ts'
 import { frameText, sseResponse } from '../events/sse.ts'
 
-/** Client event types Claude Code accepts on its stream (protocol doc §4). */
+/** Client event types Claude Code accepts on its stream (worker/PROTOCOL.md §4). */
 export const CLIENT_EVENT_TYPES = [
   'user',
   'control_request',
@@ -42,7 +42,8 @@ export function checkClientPayload(payload: Record<string, unknown>, at: string)
       const content = message.content
       if (typeof content !== 'string' && !Array.isArray(content))
         fail('message.content', 'a string or an array of content blocks')
-      if (typeof content === 'string' && content.length === 0) fail('message.content', 'non-empty text')
+      if (typeof content === 'string' && content.length === 0)
+        fail('message.content', 'non-empty text')
       return
     }
     case 'control_request': {
@@ -110,7 +111,7 @@ export function createSessionEvents(deps: {
   }
 
   return {
-    /** Appends client events; `event_id` = payload `uuid` (generated when missing), §12. */
+    /** Appends client events; `event_id` = payload `uuid` (generated when missing). */
     async append(sessionId: string, payloads: Record<string, unknown>[], turnId?: string | null) {
       payloads.forEach((p, i) => checkClientPayload(p, `events.${i}.payload`))
       const ids = payloads.map(ensureUuid)

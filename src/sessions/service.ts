@@ -93,7 +93,7 @@ export function createSessionService(deps: {
      */
     async bridge(id: string): Promise<BridgeResult> {
       const { epoch, session } = await db.transaction(async (t) => {
-                const epoch = await bumpSessionEpoch(t, id)
+        const epoch = await bumpSessionEpoch(t, id)
         if (epoch === null) throw new NotFoundError(`session ${id} not found`)
         await insertWorker(t, id, epoch)
         return { epoch, session: (await getSession(t, id))! }

@@ -1,9 +1,18 @@
 import type { WorkerClaims } from '../auth/worker-token.ts'
 import type { Db } from '../db/handle.ts'
-import { listEventsSince, listUnconsumedClientEvents, upsertDeliveries } from '../db/repos/events.ts'
+import {
+  listEventsSince,
+  listUnconsumedClientEvents,
+  upsertDeliveries,
+} from '../db/repos/events.ts'
 import { insertInternalEvents, listInternalEvents } from '../db/repos/internal-events.ts'
 import { lockSessionAtEpoch } from '../db/repos/sessions.ts'
-import { getWorker, patchWorker, touchWorkerHeartbeat, type WorkerPatch } from '../db/repos/workers.ts'
+import {
+  getWorker,
+  patchWorker,
+  touchWorkerHeartbeat,
+  type WorkerPatch,
+} from '../db/repos/workers.ts'
 import { ConflictError, NotFoundError } from '../errors.ts'
 import type { Bus, EventRow } from '../events/bus.ts'
 import { eventTypeOf, type AppendItem, type EventLog } from '../events/log.ts'
@@ -12,7 +21,7 @@ import { frameText, sseResponse } from '../events/sse.ts'
 const REPLAY_PAGE = 500
 const INTERNAL_PAGE = 1000
 
-/** The envelope of protocol §3.1: what Claude Code reads from each `client_event` frame. */
+/** The envelope of worker/PROTOCOL.md §3: what Claude Code reads from each `client_event` frame. */
 export const clientEnvelope = (e: EventRow) => ({
   event_id: e.eventId,
   sequence_num: e.seq,
@@ -29,7 +38,7 @@ export const clientEnvelope = (e: EventRow) => ({
 const forWorker = (turnId: string | null) => (e: EventRow) =>
   e.source === 'client' && (turnId === null || e.turnId === null || e.turnId === turnId)
 
-/** The broker side of the CCR v2 worker protocol (protocol doc §2), one method per endpoint. */
+/** The broker side of the CCR v2 worker protocol (worker/PROTOCOL.md §2), one method per endpoint. */
 export function createWorkerIngress(deps: {
   db: Db
   events: EventLog
@@ -43,14 +52,16 @@ export function createWorkerIngress(deps: {
   /** A body's `worker_epoch` must be its token's: a worker cannot write for another epoch. */
   function checkTokenEpoch(claims: WorkerClaims, epoch: number) {
     if (epoch !== claims.epoch)
-      throw new ConflictError(`worker_epoch ${epoch} does not match the token's epoch ${claims.epoch}`)
+      throw new ConflictError(
+        `worker_epoch ${epoch} does not match the token's epoch ${claims.epoch}`,
+      )
   }
 
   /** Runs `fn` while holding the session row, after checking the batch's epoch. */
   async function fenced<T>(claims: WorkerClaims, epoch: number, fn: (tx: Db) => Promise<T>) {
     checkTokenEpoch(claims, epoch)
     return db.transaction(async (t) => {
-            await lockSessionAtEpoch(t, claims.sid, epoch)
+      await lockSessionAtEpoch(t, claims.sid, epoch)
       return fn(t)
     })
   }
@@ -101,7 +112,11 @@ export function createWorkerIngress(deps: {
     async postInternalEvents(
       claims: WorkerClaims,
       epoch: number,
-      items: { payload: Record<string, unknown>; isCompaction?: boolean; agentId?: string | null }[],
+      items: {
+        payload: Record<string, unknown>
+        isCompaction?: boolean
+        agentId?: string | null
+      }[],
     ) {
       await fenced(claims, epoch, (tx) =>
         insertInternalEvents(
@@ -135,8 +150,8 @@ export function createWorkerIngress(deps: {
     },
 
     /**
-     * The worker's SSE stream of client events (§3). With a cursor: everything after it. Without
-     * one (a fresh process): what no earlier worker consumed (§3.2), then live.
+     * The worker's SSE stream of client events. With a cursor: everything after it. Without
+     * one (a fresh process): what no earlier worker consumed (PROTOCOL.md §3), then live.
      */
     async stream(claims: WorkerClaims, cursor: number | null, signal: AbortSignal) {
       await fenced(claims, claims.epoch, async () => {})

@@ -42,7 +42,10 @@ export async function startWorkerControl(
   answer: (turn: ControlTurn) => ControlAnswer | Promise<ControlAnswer> = () => ({}),
 ): Promise<WorkerControl> {
   const turns: ControlTurn[] = []
-  const holds = new Map<string, { arrive(t: ControlTurn): void; released: Promise<ControlAnswer> }[]>()
+  const holds = new Map<
+    string,
+    { arrive(t: ControlTurn): void; released: Promise<ControlAnswer> }[]
+  >()
 
   const server = Bun.serve({
     hostname: '127.0.0.1',

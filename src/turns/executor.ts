@@ -8,7 +8,14 @@ import type { EventLog } from '../events/log.ts'
 import type { Logger } from '../log.ts'
 import type { TurnSpec, WorkerDirs, WorkerRun, WorkerTransport } from '../worker/transport.ts'
 import type { TurnDirectory } from './directory.ts'
-import { cancelled, failed, finishTurn, outcomeOfResult, resultSummary, type Outcome } from './outcome.ts'
+import {
+  cancelled,
+  failed,
+  finishTurn,
+  outcomeOfResult,
+  resultSummary,
+  type Outcome,
+} from './outcome.ts'
 import { prepareWorkdirs } from './workdirs.ts'
 
 export type StopReason = 'cancel' | 'lease-lost' | 'shutdown'
@@ -23,12 +30,7 @@ export interface TurnControl {
 /** Per-turn additions (MCP server, workspace sync) around the worker's life. */
 export interface TurnHooks {
   /** Before the worker starts; what it answers goes into the worker's argv and env. */
-  prepare?(ctx: {
-    turn: TurnRow
-    session: SessionRow
-    dirs: WorkerDirs
-    log: Logger
-  }): Promise<{
+  prepare?(ctx: { turn: TurnRow; session: SessionRow; dirs: WorkerDirs; log: Logger }): Promise<{
     extraArgs?: string[]
     extraEnv?: Record<string, string>
     mcpServers?: Record<string, string>
@@ -69,7 +71,7 @@ export function createTurnExecutor(deps: {
   const exitWithin = (run: WorkerRun, ms: number) =>
     Promise.race([run.exited.then(() => true), Bun.sleep(ms).then(() => false)])
 
-  /** interrupt → end → SIGTERM → SIGKILL, a grace period between each (issue: cancel). */
+  /** interrupt → end → SIGTERM → SIGKILL, a grace period between each. */
   async function stopWorker(run: WorkerRun, gentle: boolean) {
     const grace = deps.stopGraceMs
     if (gentle) {

@@ -24,9 +24,13 @@ export interface Decision {
 const isObject = (v: unknown): v is Record<string, unknown> =>
   typeof v === 'object' && v !== null && !Array.isArray(v)
 
-/** The control_response a worker expects for its can_use_tool request (protocol doc §7). */
+/** The control_response a worker expects for its can_use_tool request
+ * (worker/PROTOCOL.md §7). */
 export function controlResponse(requestId: string, response: Record<string, unknown>) {
-  return { type: 'control_response', response: { subtype: 'success', request_id: requestId, response } }
+  return {
+    type: 'control_response',
+    response: { subtype: 'success', request_id: requestId, response },
+  }
 }
 
 /**
@@ -129,7 +133,8 @@ export function createPermissions(deps: {
         ],
         { source: 'broker', turnId: turn.id },
       )
-      if (deps.policy === 'bypass') await resolve(turn.sessionId, requestId, { behavior: 'allow' }, 'policy')
+      if (deps.policy === 'bypass')
+        await resolve(turn.sessionId, requestId, { behavior: 'allow' }, 'policy')
     },
 
     /** A caller's answer. */

@@ -29,7 +29,9 @@ function checkTimezone(timezone: string) {
   try {
     new Intl.DateTimeFormat('en-US', { timeZone: timezone })
   } catch {
-    throw new BadRequestError(`timezone "${timezone}" is not an IANA time zone (e.g. Europe/Berlin)`)
+    throw new BadRequestError(
+      `timezone "${timezone}" is not an IANA time zone (e.g. Europe/Berlin)`,
+    )
   }
 }
 

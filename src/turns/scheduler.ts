@@ -58,7 +58,10 @@ export function createScheduler(deps: { db: Db; queue: TurnQueue; log: Logger; p
       log.info('scheduled task fired', { taskId: id, turnId: turn.id, sessionId: task.sessionId })
     } catch (err) {
       if (err instanceof AlreadyFired) return
-      log.warn('scheduled task could not enqueue its turn', { taskId: id, err: (err as Error).message })
+      log.warn('scheduled task could not enqueue its turn', {
+        taskId: id,
+        err: (err as Error).message,
+      })
       await recordFailedRun(id, err as Error)
     }
   }
@@ -67,7 +70,7 @@ export function createScheduler(deps: { db: Db; queue: TurnQueue; log: Logger; p
   // the task moves on instead of firing in a loop.
   async function recordFailedRun(id: string, err: Error) {
     await db.transaction(async (t) => {
-            const task = await lockDueTask(t, id)
+      const task = await lockDueTask(t, id)
       if (!task) return
       const scheduledFor = task.nextRunAt!
       await advanceScheduledTask(t, id, nextAfter(task, scheduledFor))

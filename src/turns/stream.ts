@@ -33,7 +33,8 @@ export function createTurnStreams(deps: { db: Db; bus: Bus; keepaliveMs: number 
         sessionId: turn.sessionId,
         filter: (e) => e.turnId === turn.id,
         afterSeq: since,
-        replay: (after) => listEventsSince(deps.db, turn.sessionId, after, PAGE, { turnId: turn.id }),
+        replay: (after) =>
+          listEventsSince(deps.db, turn.sessionId, after, PAGE, { turnId: turn.id }),
         replayPageSize: PAGE,
         frame: (e) => frameText(null, e.seq, eventJson(e)),
         isLast: isDone,

@@ -2,12 +2,18 @@ import type { Db } from '../db/handle.ts'
 import { listInternalEvents } from '../db/repos/internal-events.ts'
 import type { EventLog } from '../events/log.ts'
 import type { SessionService } from '../sessions/service.ts'
-import { baseArgs, baseEnv, type WorkerEnvConfig, mcpConfigArgs, userMessageFor } from './claude-args.ts'
+import {
+  baseArgs,
+  baseEnv,
+  type WorkerEnvConfig,
+  mcpConfigArgs,
+  userMessageFor,
+} from './claude-args.ts'
 import { spawnClaude } from './spawn.ts'
 import type { TurnSpec, WorkerRun, WorkerTransport } from './transport.ts'
 
 /**
- * CCR v2 (protocol doc §1, §11, §14): a new epoch and token per turn, `--sdk-url` at this
+ * CCR v2 (PROTOCOL.md §1, §11): a new epoch and token per turn, `--sdk-url` at this
  * broker; the worker pulls the turn's user message from its stream and posts its events back.
  * Internal events rebuild the conversation on `--resume`.
  */
@@ -24,8 +30,13 @@ export function createCcrTransport(deps: {
       const bridge = await deps.sessions.bridge(spec.session.id)
       await spec.onEpoch(bridge.workerEpoch)
       const resume =
-        (await listInternalEvents(deps.db, spec.session.id, { subagents: false, afterId: 0, limit: 1 }))
-          .length > 0
+        (
+          await listInternalEvents(deps.db, spec.session.id, {
+            subagents: false,
+            afterId: 0,
+            limit: 1,
+          })
+        ).length > 0
       const args = [
         '--print',
         '--sdk-url',

@@ -45,7 +45,7 @@ export function baseEnv(config: WorkerEnvConfig, spec: TurnSpec): Record<string,
 /**
  * Writes the worker's --mcp-config to a file in its fresh HOME (mode 600) and answers the argv
  * naming it. The token goes in an explicit header: only CCR v2 workers send their session token
- * to HTTP MCP servers by themselves (protocol doc §10); stdio ones would start an OAuth dance.
+ * to HTTP MCP servers by themselves (PROTOCOL.md §10); stdio ones would start an OAuth dance.
  * A file, not an argument, keeps the token out of `ps`.
  */
 export async function mcpConfigArgs(spec: TurnSpec, token: string): Promise<string[]> {
@@ -65,7 +65,7 @@ export async function mcpConfigArgs(spec: TurnSpec, token: string): Promise<stri
 /**
  * The turn's user message for this worker. A turn started before (re-queued after its broker
  * stopped) may already be in the transcript the new worker resumes, and Claude Code skips a user
- * message whose uuid it knows (protocol doc §12): the turn would wait for a result that never
+ * message whose uuid it knows (PROTOCOL.md §12): the turn would wait for a result that never
  * comes. So a re-run sends the message again under a new uuid, logged like any client event.
  */
 export function userMessageFor(spec: TurnSpec): {

@@ -61,8 +61,8 @@ export function spawnClaude(opts: {
       else opts.log.info('worker stdout', { line })
     }
   })().catch((err) => opts.log.error('worker stdout reader failed', { err }))
-  // Completion is the process's exit, not pipe EOF (a grandchild may hold the pipes, §6 of
-  // bun-stack.md); stdout is drained first when it ends with the process.
+  // Completion is the process's exit, not pipe EOF: a grandchild may hold the pipes open long
+  // after the worker is gone. Stdout is drained first when it ends with the process.
   const exited = proc.exited.then(async (code) => {
     // What the worker left in its group (a background command, a stuck tool) goes with it. The
     // group id cannot be reused while any member lives, so this reaches only the worker's own.

@@ -2,7 +2,14 @@ import { access } from 'node:fs/promises'
 import { StaleEpochError } from '../errors.ts'
 import type { AppendItem, EventLog } from '../events/log.ts'
 import type { SessionService } from '../sessions/service.ts'
-import { baseArgs, baseEnv, type WorkerEnvConfig, mcpConfigArgs, transcriptPath, userMessageFor } from './claude-args.ts'
+import {
+  baseArgs,
+  baseEnv,
+  type WorkerEnvConfig,
+  mcpConfigArgs,
+  transcriptPath,
+  userMessageFor,
+} from './claude-args.ts'
 import { spawnClaude } from './spawn.ts'
 import type { TurnSpec, WorkerRun, WorkerTransport } from './transport.ts'
 
@@ -33,8 +40,15 @@ export function createStdioTransport(deps: {
         () => true,
         () => false,
       )
-      const args = ['-p', ...baseArgs(spec, resume), ...(await mcpConfigArgs(spec, bridge.workerJwt))]
-      const env = { ...baseEnv(deps.config, spec), CLAUDE_CODE_SESSION_ACCESS_TOKEN: bridge.workerJwt }
+      const args = [
+        '-p',
+        ...baseArgs(spec, resume),
+        ...(await mcpConfigArgs(spec, bridge.workerJwt)),
+      ]
+      const env = {
+        ...baseEnv(deps.config, spec),
+        CLAUDE_CODE_SESSION_ACCESS_TOKEN: bridge.workerJwt,
+      }
 
       // Lines are appended in order, batched while an append is in flight. `flushing` is cleared
       // in the same step as the last emptiness check, so no line can be left behind by a drain
@@ -60,7 +74,9 @@ export function createStdioTransport(deps: {
           } catch (err) {
             if (err instanceof StaleEpochError) {
               fenced = true
-              spec.log.warn('stdio worker fenced by a newer epoch; stopping it', { err: err.message })
+              spec.log.warn('stdio worker fenced by a newer epoch; stopping it', {
+                err: err.message,
+              })
               worker.signal('SIGTERM')
             } else spec.log.error('could not append worker output', { err })
           }

@@ -14,7 +14,7 @@ export interface WorkerDirs {
 export interface TurnSpec {
   turn: TurnRow
   session: SessionRow
-  /** The turn's user message as stored in the log (payload of protocol doc §4, with `uuid`). */
+  /** The turn's user message as stored in the log (a `user` payload of PROTOCOL.md §4, with `uuid`). */
   userPayload: Record<string, unknown>
   dirs: WorkerDirs
   /** Extra argv (tool rules, permission prompts). */

@@ -65,7 +65,7 @@ function failureOf(status: number, text: string): Failure {
 }
 
 // Retried: network errors, 429, 5xx, and 409 CONFLICT path_busy (a background refresh holds a
-// lock on the path; reference §3.3).
+// lock on the path).
 const isRetryable = (f: Failure) =>
   f.status === 0 ||
   f.status === 429 ||

@@ -40,7 +40,7 @@ function follow(sse: SseClient) {
 /** Every stored event of a session, through the paged JSON API. */
 async function storedEvents(broker: TestBroker, id: string) {
   const all: any[] = []
-  for (let since = 0; ; ) {
+  for (let since = 0; ;) {
     const res = await broker.api('GET', `/v1/sessions/${id}/events?since=${since}&limit=1000`)
     expect(res.status).toBe(200)
     all.push(...res.body.data)

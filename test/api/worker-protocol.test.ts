@@ -31,7 +31,8 @@ describe.each(databases())('CCR v2 worker protocol on $name', (db) => {
     expect(res.status).toBe(200)
     return res.body.events[0] as { event_id: string; sequence_num: number }
   }
-  const allEvents = async (id: string) => (await b.api('GET', `/v1/sessions/${id}/events?limit=1000`)).body.data
+  const allEvents = async (id: string) =>
+    (await b.api('GET', `/v1/sessions/${id}/events?limit=1000`)).body.data
 
   test('bridge answers a token, the sdk url and an epoch that grows by one each time', async () => {
     const id = await newSession()
@@ -42,7 +43,9 @@ describe.each(databases())('CCR v2 worker protocol on $name', (db) => {
       expires_in: 86400,
       worker_epoch: 1,
     })
-    const claims = JSON.parse(Buffer.from(first.body.worker_jwt.split('.')[1], 'base64url').toString())
+    const claims = JSON.parse(
+      Buffer.from(first.body.worker_jwt.split('.')[1], 'base64url').toString(),
+    )
     expect(claims).toEqual({
       sid: id,
       wid: 'ws-proto',
@@ -110,8 +113,16 @@ describe.each(databases())('CCR v2 worker protocol on $name', (db) => {
       message: { role: 'assistant', content: [{ type: 'text', text: 'Hello.' }] },
       uuid: crypto.randomUUID(),
     }
-    const result = { type: 'result', subtype: 'success', is_error: false, uuid: crypto.randomUUID() }
-    expect(await w.postEvents([{ payload: init }, { payload: assistant }])).toMatchObject({ status: 200, body: {} })
+    const result = {
+      type: 'result',
+      subtype: 'success',
+      is_error: false,
+      uuid: crypto.randomUUID(),
+    }
+    expect(await w.postEvents([{ payload: init }, { payload: assistant }])).toMatchObject({
+      status: 200,
+      body: {},
+    })
     expect((await w.postEvents([{ payload: result }])).status).toBe(200)
     await w.delivery([{ event_id: sent.event_id, status: 'processed' }])
     expect((await w.heartbeat()).status).toBe(200)
@@ -155,18 +166,20 @@ describe.each(databases())('CCR v2 worker protocol on $name', (db) => {
     }))
     expect((await w.postEvents(batch)).status).toBe(200)
     expect((await w.postEvents(batch)).status).toBe(200)
-    expect((await w.postEvents([batch[2]!, { payload: { type: 'result', uuid: 'r-1' } }])).status).toBe(200)
+    expect(
+      (await w.postEvents([batch[2]!, { payload: { type: 'result', uuid: 'r-1' } }])).status,
+    ).toBe(200)
     const events = await allEvents(id)
-    expect(events.map((e: any) => e.event_id)).toEqual([
-      ...batch.map((x) => x.payload.uuid),
-      'r-1',
-    ])
+    expect(events.map((e: any) => e.event_id)).toEqual([...batch.map((x) => x.payload.uuid), 'r-1'])
   })
 
   test('a payload without uuid is given one, kept in the payload', async () => {
     const id = await newSession()
     const w = await bridge(id)
-    await w.postEvents([{ payload: { type: 'keep_alive' } }, { payload: { type: 'stream_event' }, ephemeral: true }])
+    await w.postEvents([
+      { payload: { type: 'keep_alive' } },
+      { payload: { type: 'stream_event' }, ephemeral: true },
+    ])
     const events = await allEvents(id)
     expect(events).toHaveLength(2)
     for (const e of events) expect(e.payload.uuid).toBe(e.event_id)
@@ -210,7 +223,10 @@ describe.each(databases())('CCR v2 worker protocol on $name', (db) => {
     expect(first.body.data).toHaveLength(1000)
     expect(first.body.next_cursor).toMatch(/^\d+$/)
     const second = await w.getInternal(`?cursor=${first.body.next_cursor}`)
-    expect(second.body).toEqual({ data: [{ payload: { type: 'user', i: 1000 } }], next_cursor: null })
+    expect(second.body).toEqual({
+      data: [{ payload: { type: 'user', i: 1000 } }],
+      next_cursor: null,
+    })
   })
 
   test('reconnect with from_sequence_num and Last-Event-ID resends only later events', async () => {
@@ -283,7 +299,11 @@ describe.each(databases())('CCR v2 worker protocol on $name', (db) => {
     const crashed = await sendUser(id, 'received by worker 1, never processed')
     await using s1 = await w1.stream()
     const got = await s1.take(3)
-    expect(got.map((f) => f.data.event_id)).toEqual([done.event_id, ctl.body.events[0].event_id, crashed.event_id])
+    expect(got.map((f) => f.data.event_id)).toEqual([
+      done.event_id,
+      ctl.body.events[0].event_id,
+      crashed.event_id,
+    ])
     await w1.delivery([
       { event_id: done.event_id, status: 'received' },
       { event_id: done.event_id, status: 'processed' },

@@ -10,7 +10,10 @@ import { openSse } from '../helpers/sse.ts'
 
 for (const transport of ['ccr', 'stdio'] as const) {
   const bin = claudeBin(transport)
-  if (!bin) console.log(`skip: real Claude Code for ${transport} is not installed; run \`npm run fetch-claude\``)
+  if (!bin)
+    console.log(
+      `skip: real Claude Code for ${transport} is not installed; run \`npm run fetch-claude\``,
+    )
   describe.skipIf(!bin)(`real Claude Code over ${transport} uses the broker's MCP tools`, () => {
     test('workspace_write then remote_bash really happen, and their results reach the model', async () => {
       await using model = createFakeAnthropic()
@@ -22,10 +25,20 @@ for (const transport of ['ccr', 'stdio'] as const) {
       }))
       const seen: string[] = []
       model.script(
-        { toolUse: { name: 'mcp__broker__workspace_write', input: { path: 'src/app.txt', content: 'made by the model' } } },
+        {
+          toolUse: {
+            name: 'mcp__broker__workspace_write',
+            input: { path: 'src/app.txt', content: 'made by the model' },
+          },
+        },
         (req) => {
           seen.push(JSON.stringify(lastToolResult(req)))
-          return { toolUse: { name: 'mcp__broker__remote_bash', input: { executor_id: 'exe_1', command: 'make test' } } }
+          return {
+            toolUse: {
+              name: 'mcp__broker__remote_bash',
+              input: { executor_id: 'exe_1', command: 'make test' },
+            },
+          }
         },
         (req) => {
           seen.push(JSON.stringify(lastToolResult(req)))
@@ -45,13 +58,18 @@ for (const transport of ['ccr', 'stdio'] as const) {
       const res = await fetch(`${b.url}/api/v2/turns`, {
         method: 'POST',
         headers: { 'content-type': 'application/json' },
-        body: JSON.stringify({ session_id: `mcp-e2e-${transport}`, workspace_id: 'ws-e2e', user_message: 'Build it.' }),
+        body: JSON.stringify({
+          session_id: `mcp-e2e-${transport}`,
+          workspace_id: 'ws-e2e',
+          user_message: 'Build it.',
+        }),
       })
       const { events_url } = (await res.json()) as { events_url: string }
       await using stream = await openSse(b.url + events_url)
       const frames: any[] = []
       for (let f = await stream.next(); f; f = await stream.next()) frames.push(f.data)
-      if (process.env.DEBUG_E2E) for (const f of frames) console.log(JSON.stringify(f.payload).slice(0, 600))
+      if (process.env.DEBUG_E2E)
+        for (const f of frames) console.log(JSON.stringify(f.payload).slice(0, 600))
       expect(frames.at(-1).payload).toMatchObject({ type: 'done', state: 'done' })
 
       const file = join(b.config.workspaceDir, 'ws-e2e', 'project', 'src/app.txt')
@@ -63,7 +81,10 @@ for (const transport of ['ccr', 'stdio'] as const) {
       expect(seen[0]).toContain('src/app.txt')
       expect(seen[1]).toContain('ran on exe_1: make test')
       // The broker's tools were offered directly (not deferred behind ToolSearch).
-      const offered = model.messageRequests().at(-1)!.body.tools.map((t: any) => t.name)
+      const offered = model
+        .messageRequests()
+        .at(-1)!
+        .body.tools.map((t: any) => t.name)
       expect(offered).toContain('mcp__broker__workspace_write')
       expect(offered).toContain('mcp__broker__remote_bash')
       expect(offered).not.toContain('Bash')

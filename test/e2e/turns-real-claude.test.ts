@@ -14,7 +14,10 @@ const textOf = (content: unknown): string =>
 
 for (const transport of ['ccr', 'stdio'] as const) {
   const bin = claudeBin(transport)
-  if (!bin) console.log(`skip: real Claude Code for ${transport} is not installed; run \`npm run fetch-claude\``)
+  if (!bin)
+    console.log(
+      `skip: real Claude Code for ${transport} is not installed; run \`npm run fetch-claude\``,
+    )
   describe.skipIf(!bin)(`real Claude Code over ${transport}`, () => {
     test('two turns in one session: the second model request carries the first turn', async () => {
       await using model = createFakeAnthropic()
@@ -32,10 +35,17 @@ for (const transport of ['ccr', 'stdio'] as const) {
         const res = await fetch(`${b.url}/api/v2/turns`, {
           method: 'POST',
           headers: { 'content-type': 'application/json' },
-          body: JSON.stringify({ session_id: `e2e-${transport}`, workspace_id: 'ws-e2e', user_message: text }),
+          body: JSON.stringify({
+            session_id: `e2e-${transport}`,
+            workspace_id: 'ws-e2e',
+            user_message: text,
+          }),
         })
         expect(res.status).toBe(202)
-        const { turn_id, events_url } = (await res.json()) as { turn_id: string; events_url: string }
+        const { turn_id, events_url } = (await res.json()) as {
+          turn_id: string
+          events_url: string
+        }
         await using stream = await openSse(b.url + events_url)
         const frames = []
         for (let f = await stream.next(); f; f = await stream.next()) frames.push(f.data)
@@ -57,12 +67,16 @@ for (const transport of ['ccr', 'stdio'] as const) {
 
       const second = await run('What was the word?')
       expect(second.turn.state).toBe('done')
-      const requests = model.messageRequests().filter((r) => Array.isArray(r.body?.tools) && r.body.tools.length > 0)
+      const requests = model
+        .messageRequests()
+        .filter((r) => Array.isArray(r.body?.tools) && r.body.tools.length > 0)
       const last = requests.at(-1)!.body.messages as { role: string; content: unknown }[]
       const convo = last
         .filter((m) => m.role === 'user' || m.role === 'assistant')
         .map((m) => `${m.role}:${textOf(m.content)}`)
-      expect(convo.some((m) => m.startsWith('user:') && m.includes('Remember the word PINEAPPLE.'))).toBe(true)
+      expect(
+        convo.some((m) => m.startsWith('user:') && m.includes('Remember the word PINEAPPLE.')),
+      ).toBe(true)
       expect(convo).toContain('assistant:First answer from the model.')
       expect(convo.at(-1)).toContain('What was the word?')
     })

@@ -1,4 +1,4 @@
-// A stand-in for the OpenViking HTTP server, following shared/reference/openviking-api.md: the
+// A stand-in for the OpenViking HTTP server, following the real server's HTTP API: the
 // envelope, auth, fs/tree (original output), content/download, content/batch-write, fs/mkdir and
 // DELETE fs, with the listing quirks that lose files (hidden files, `tasks`, sidecars, limits).
 
@@ -236,7 +236,7 @@ export function createFakeOpenViking({ apiKey }: { apiKey?: string } = {}): Fake
       else if (Buffer.compare(old, next) === 0) result.unchanged.push(uri)
       else result.updated.push(uri)
       files.set(uri, new Uint8Array(next))
-      // OpenViking summarises every directory written to (reference §4, §6.6).
+      // OpenViking summarises every directory written to .
       for (let dir = parentOf(uri); dir.length >= root.length; dir = parentOf(dir)) {
         files.set(`${dir}/.abstract.md`, utf8.encode(`summary of ${nameOf(dir)}`))
         files.set(`${dir}/.overview.md`, utf8.encode(`# ${nameOf(dir)}\n`))

@@ -14,7 +14,12 @@ export interface TestBroker extends AsyncDisposable {
   config: Readonly<Config>
   dataDir: string
   /** Calls the external API with JSON; answers status and parsed body. */
-  api(method: string, path: string, body?: unknown, headers?: Record<string, string>): Promise<{
+  api(
+    method: string,
+    path: string,
+    body?: unknown,
+    headers?: Record<string, string>,
+  ): Promise<{
     status: number
     body: any
     headers: Headers
@@ -42,7 +47,9 @@ export async function startTestBroker(opts: {
     CCBROKER_PORT: '0',
     CCBROKER_DATA_DIR: dataDir,
     CCBROKER_LOG_LEVEL: process.env.CCBROKER_TEST_LOG_LEVEL ?? 'silent',
-    ...(database.url ? { CCBROKER_DATABASE_URL: database.url, CCBROKER_JWT_SECRET: TEST_SECRET } : {}),
+    ...(database.url
+      ? { CCBROKER_DATABASE_URL: database.url, CCBROKER_JWT_SECRET: TEST_SECRET }
+      : {}),
     ...opts.env,
   })
   let broker: Broker
@@ -69,8 +76,12 @@ export async function startTestBroker(opts: {
     async api(method, path, body, headers = {}) {
       const res = await fetch(broker.url + path, {
         method,
-        headers: { ...(body !== undefined ? { 'content-type': 'application/json' } : {}), ...headers },
-        body: body === undefined ? undefined : typeof body === 'string' ? body : JSON.stringify(body),
+        headers: {
+          ...(body !== undefined ? { 'content-type': 'application/json' } : {}),
+          ...headers,
+        },
+        body:
+          body === undefined ? undefined : typeof body === 'string' ? body : JSON.stringify(body),
       })
       const text = await res.text()
       let parsed: unknown = text

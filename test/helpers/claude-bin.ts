@@ -11,13 +11,24 @@ const OVERRIDES = {
 
 const REPO_ROOT = resolve(import.meta.dir, '../..')
 
-/** Absolute path of the Claude Code binary for a transport, or null when it isn't installed. */
+/**
+ * Absolute path of the Claude Code binary for a transport, or null when it isn't installed (the
+ * e2e tests then skip). With CCBROKER_TEST_REQUIRE_CLAUDE=1 (CI) a missing binary is an error.
+ */
 export function claudeBin(transport: 'ccr' | 'stdio'): string | null {
   const override = process.env[OVERRIDES[transport]]
   const path = override
     ? resolve(override)
     : resolve(REPO_ROOT, '.cache/claude', VERSIONS[transport], 'node_modules/.bin/claude')
-  return existsSync(path) ? path : null
+  if (existsSync(path)) return path
+  if (process.env.CCBROKER_TEST_REQUIRE_CLAUDE === '1')
+    throw new Error(
+      `Claude Code ${VERSIONS[transport]} is not installed at ${path}: run npm run fetch-claude`,
+    )
+  console.log(
+    `skip: Claude Code ${VERSIONS[transport]} e2e tests (npm run fetch-claude installs it)`,
+  )
+  return null
 }
 
 /**

@@ -1,7 +1,7 @@
 import { openSse } from './sse.ts'
 
 /**
- * A scripted CCR v2 worker: the requests real Claude Code makes (protocol doc §2), with the
+ * A scripted CCR v2 worker: the requests real Claude Code makes (src/worker/PROTOCOL.md §2), with the
  * headers it sends, for tests that walk the protocol without the real binary.
  */
 export function createWorkerClient(opts: { baseUrl: string; token: string; epoch: number }) {
@@ -30,7 +30,8 @@ export function createWorkerClient(opts: { baseUrl: string; token: string; epoch
   return {
     epoch,
     getWorker: () => call('GET', '/worker'),
-    putWorker: (patch: Record<string, unknown>) => call('PUT', '/worker', { worker_epoch: epoch, ...patch }),
+    putWorker: (patch: Record<string, unknown>) =>
+      call('PUT', '/worker', { worker_epoch: epoch, ...patch }),
     postEvents: (events: { payload: Record<string, unknown>; ephemeral?: boolean }[], e = epoch) =>
       call('POST', '/worker/events', { worker_epoch: e, events }),
     delivery: (updates: { event_id: string; status: string }[]) =>
@@ -45,7 +46,9 @@ export function createWorkerClient(opts: { baseUrl: string; token: string; epoch
     getInternal: (query = '') => call('GET', `/worker/internal-events${query}`),
     stream: (cursor?: number) =>
       openSse(
-        opts.baseUrl + '/worker/events/stream' + (cursor !== undefined ? `?from_sequence_num=${cursor}` : ''),
+        opts.baseUrl +
+          '/worker/events/stream' +
+          (cursor !== undefined ? `?from_sequence_num=${cursor}` : ''),
         headers(cursor !== undefined ? { 'last-event-id': String(cursor) } : {}),
       ),
     call,

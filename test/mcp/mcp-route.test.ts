@@ -39,7 +39,7 @@ const rpcError = (code: number, message: string, id: unknown = null) => ({
   id,
 })
 
-/** A raw JSON-RPC POST, as Claude Code sends it (protocol doc §10). */
+/** A raw JSON-RPC POST, as Claude Code sends it (src/worker/PROTOCOL.md §10). */
 async function rpc(
   url: string,
   token: string,

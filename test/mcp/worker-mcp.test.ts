@@ -38,7 +38,11 @@ describe.each(['stdio', 'ccr'] as const)('the worker MCP server over %s', (trans
         }),
       },
     })
-    const { frames } = await runTurn(b.url, { session_id: `mcp-${transport}`, workspace_id: 'ws', user_message: 'write it' })
+    const { frames } = await runTurn(b.url, {
+      session_id: `mcp-${transport}`,
+      workspace_id: 'ws',
+      user_message: 'write it',
+    })
     const done = frames.at(-1)
     expect(done.payload.state).toBe('done')
     const assistant = frames.find((f) => f.event_type === 'assistant')

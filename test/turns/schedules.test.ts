@@ -7,12 +7,7 @@ import {
 } from '../../src/db/repos/schedules.ts'
 import { startTestBroker } from '../helpers/broker.ts'
 import { databases } from '../helpers/databases.ts'
-import {
-  newSessionId,
-  scenario,
-  startTurnBroker,
-  type TurnBroker,
-} from '../helpers/turns.ts'
+import { newSessionId, scenario, startTurnBroker, type TurnBroker } from '../helpers/turns.ts'
 import { until } from '../helpers/until.ts'
 import { connectWorkerMcp, hangingTurn, mcpUrl, textOf } from '../helpers/worker-mcp.ts'
 
@@ -154,10 +149,9 @@ describe.each(databases())('scheduled tasks on $name', (db) => {
       runs: 0,
       last_run_at: null,
     })
-    await until(
-      async () => (await callJson(s.mcp, 'list_scheduled_tasks', {}))[0].runs >= 3,
-      { what: 'three firings' },
-    )
+    await until(async () => (await callJson(s.mcp, 'list_scheduled_tasks', {}))[0].runs >= 3, {
+      what: 'three firings',
+    })
     const cancelled = await callJson(s.mcp, 'cancel_scheduled_task', { task_id: taskId })
     expect(cancelled).toEqual({
       ...created,

@@ -68,7 +68,7 @@ export async function findEventsByIds(
 }
 
 /**
- * Client events a worker that starts without a cursor still has to see (protocol §3.2): user
+ * Client events a worker that starts without a cursor still has to see (worker/PROTOCOL.md §3): user
  * messages no worker has processed, and other client events no worker has received. Whatever an
  * earlier worker consumed is not replayed.
  */

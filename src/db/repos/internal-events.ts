@@ -8,7 +8,7 @@ export async function insertInternalEvents(db: Db, rows: NewInternalEvent[]): Pr
   if (rows.length > 0) await db.insert(internalEvents).values(rows)
 }
 
-/** One page of a session's transcript entries: foreground ones, or subagents' (§8). */
+/** One page of a session's transcript entries: foreground ones, or subagents'. */
 export async function listInternalEvents(
   db: Db,
   sessionId: string,

@@ -64,7 +64,8 @@ export async function lockSessionAtEpoch(
 ): Promise<{ epoch: number }> {
   const session = await lockSession(db, id)
   if (!session) throw new NotFoundError(`session ${id} not found`)
-  if (epoch !== undefined && epoch !== session.epoch) throw new StaleEpochError(epoch, session.epoch)
+  if (epoch !== undefined && epoch !== session.epoch)
+    throw new StaleEpochError(epoch, session.epoch)
   return session
 }
 
@@ -78,5 +79,8 @@ export async function bumpSessionEpoch(db: Db, id: string): Promise<number | nul
 }
 
 export async function setSessionStatus(db: Db, id: string, status: string): Promise<void> {
-  await db.update(sessions).set({ status, updatedAt: sql`now()` }).where(eq(sessions.id, id))
+  await db
+    .update(sessions)
+    .set({ status, updatedAt: sql`now()` })
+    .where(eq(sessions.id, id))
 }

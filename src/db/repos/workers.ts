@@ -24,7 +24,7 @@ export interface WorkerPatch {
   requiresActionDetails?: Record<string, unknown> | null
 }
 
-/** Merges a PUT /worker patch: fields replace, `external_metadata` merges key by key (§6). */
+/** Merges a PUT /worker patch: fields replace, `external_metadata` merges key by key. */
 export async function patchWorker(
   db: Db,
   sessionId: string,

@@ -53,7 +53,9 @@ export async function runCcr(o: Options, engine: Engine, base: string): Promise<
   const io: Io = {
     emit: (payloads, ephemeral = false) =>
       queueWrite('POST', '/worker/events', {
-        events: [payloads].flat().map((payload) => (ephemeral ? { payload, ephemeral } : { payload })),
+        events: [payloads]
+          .flat()
+          .map((payload) => (ephemeral ? { payload, ephemeral } : { payload })),
       }),
     state: (patch) => queueWrite('PUT', '/worker', patch),
     delivery: (eventId, status) =>
@@ -73,7 +75,12 @@ export async function runCcr(o: Options, engine: Engine, base: string): Promise<
         const q = new URLSearchParams()
         if (subagents) q.set('subagents', 'true')
         if (cursor) q.set('cursor', cursor)
-        const res = await request('GET', `/worker/internal-events${q.size ? `?${q}` : ''}`, undefined, 30_000)
+        const res = await request(
+          'GET',
+          `/worker/internal-events${q.size ? `?${q}` : ''}`,
+          undefined,
+          30_000,
+        )
         if (!res.ok) die(1, `fake-claude: GET /worker/internal-events → ${res.status}`)
         const body = (await res.json()) as Json
         out.push(...(body.data ?? []))
@@ -98,7 +105,10 @@ export async function runCcr(o: Options, engine: Engine, base: string): Promise<
     external_metadata: { pending_action: null, task_summary: null },
   }).then(
     async (res) =>
-      void (res.ok || die(1, `fake-claude: registration PUT /worker → ${res.status} ${await res.text()}`)),
+      void (
+        res.ok ||
+        die(1, `fake-claude: registration PUT /worker → ${res.status} ${await res.text()}`)
+      ),
     (err) => die(1, `fake-claude: registration PUT /worker failed: ${err.message}`),
   )
   writes = registration
@@ -106,7 +116,12 @@ export async function runCcr(o: Options, engine: Engine, base: string): Promise<
   const sessionSegment = base.split('/').at(-1)
   void registration.then(() =>
     setInterval(() => {
-      request('POST', '/worker/heartbeat', { session_id: sessionSegment, worker_epoch: epoch }, 5_000)
+      request(
+        'POST',
+        '/worker/heartbeat',
+        { session_id: sessionSegment, worker_epoch: epoch },
+        5_000,
+      )
         .then((r) => r.text())
         .catch(() => {}) // heartbeats are not retried
     }, heartbeatMs),

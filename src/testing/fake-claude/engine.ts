@@ -156,7 +156,10 @@ export function createEngine(o: Options, mcp: () => McpLink | null) {
           type: 'user',
           parent_tool_use_id: null,
           timestamp: now(),
-          message: { role: 'user', content: [{ type: 'text', text: '[Request interrupted by user]' }] },
+          message: {
+            role: 'user',
+            content: [{ type: 'text', text: '[Request interrupted by user]' }],
+          },
         }),
       )
       await io.delivery(promptUuid, 'processed')
@@ -190,7 +193,11 @@ export function createEngine(o: Options, mcp: () => McpLink | null) {
       io.emit(
         stamp({
           type: 'control_response',
-          response: { subtype: 'success', request_id: requestId, ...(response ? { response } : {}) },
+          response: {
+            subtype: 'success',
+            request_id: requestId,
+            ...(response ? { response } : {}),
+          },
         }),
       )
     // `stubborn` models a wedged CLI: it answers neither interrupt nor end_session.
@@ -204,7 +211,13 @@ export function createEngine(o: Options, mcp: () => McpLink | null) {
         void reply()
         return current?.abort()
       case 'initialize':
-        return reply({ commands: [], agents: [], models: [], output_style: 'default', pid: process.pid })
+        return reply({
+          commands: [],
+          agents: [],
+          models: [],
+          output_style: 'default',
+          pid: process.pid,
+        })
       case 'set_model':
         o.model = String(req.model ?? o.model)
         void io.state({ external_metadata: { model: o.model } })
@@ -266,7 +279,7 @@ export function createEngine(o: Options, mcp: () => McpLink | null) {
     enqueueTurn,
     /** Resolves once every turn queued so far (and any they queued) has run. */
     async idle() {
-      for (let seen: Promise<void> | null = null; seen !== turnChain; ) {
+      for (let seen: Promise<void> | null = null; seen !== turnChain;) {
         seen = turnChain
         await seen
       }

@@ -18,7 +18,8 @@ if (o.scenario === 'stubborn')
   for (const sig of ['SIGTERM', 'SIGINT', 'SIGHUP'] as const)
     process.on(sig, () => say(`fake-claude: ignoring ${sig}`))
 // Claude Code 2.1.120 without CCR_V2 takes the v1 WebSocket path; measured: exit 0, no traffic.
-if (o.transport === 'ccr-v1') die(0, 'fake-claude: --sdk-url without CLAUDE_CODE_USE_CCR_V2=1, exit 0')
+if (o.transport === 'ccr-v1')
+  die(0, 'fake-claude: --sdk-url without CLAUDE_CODE_USE_CCR_V2=1, exit 0')
 checkSession(o)
 
 let mcp: McpLink | null = null

@@ -1,7 +1,11 @@
 // The shapes of the messages the fake writes, as Claude Code writes them.
 import { now, uuid, type Json } from './options.ts'
 
-export const assistant = (model: string, content: Json[], id = `msg_fake_${uuid().slice(0, 8)}`) => ({
+export const assistant = (
+  model: string,
+  content: Json[],
+  id = `msg_fake_${uuid().slice(0, 8)}`,
+) => ({
   type: 'assistant',
   message: {
     id,
@@ -28,7 +32,10 @@ export const toolResult = (toolUseId: string, content: unknown, isError: boolean
 
 /** Partial-message frames of one text block; deltas carry the whole text so far (cumulative). */
 export const streamEvents = (model: string, id: string, text: string) => [
-  { type: 'message_start', message: { id, type: 'message', role: 'assistant', model, content: [] } },
+  {
+    type: 'message_start',
+    message: { id, type: 'message', role: 'assistant', model, content: [] },
+  },
   { type: 'content_block_start', index: 0, content_block: { type: 'text', text: '' } },
   { type: 'content_block_delta', index: 0, delta: { type: 'text_delta', text } },
   { type: 'content_block_stop', index: 0 },

@@ -20,7 +20,17 @@ export const SCENARIOS = [
 ] as const
 export type Scenario = (typeof SCENARIOS)[number]
 
-const DEFAULT_TOOLS = ['Task', 'Bash', 'Glob', 'Grep', 'Read', 'Edit', 'Write', 'WebFetch', 'TodoWrite']
+const DEFAULT_TOOLS = [
+  'Task',
+  'Bash',
+  'Glob',
+  'Grep',
+  'Read',
+  'Edit',
+  'Write',
+  'WebFetch',
+  'TodoWrite',
+]
 
 // Options that take a value; the others are switches.
 const VALUE_FLAGS = new Set(
@@ -113,19 +123,29 @@ export function readOptions(argv: string[], env: NodeJS.ProcessEnv): Options {
   const has = (...names: string[]) => names.some((n) => flags.has(n))
 
   const sdkUrl = flag('--sdk-url')?.replace(/\/+$/, '')
-  const transport: Transport = !sdkUrl ? 'stdio' : truthy(env.CLAUDE_CODE_USE_CCR_V2) ? 'ccr' : 'ccr-v1'
+  const transport: Transport = !sdkUrl
+    ? 'stdio'
+    : truthy(env.CLAUDE_CODE_USE_CCR_V2)
+      ? 'ccr'
+      : 'ccr-v1'
   const record = (extra: Json = {}) => {
     const dir = env.FAKE_CLAUDE_RECORD_DIR
     if (!dir) return
     const keep = (k: string) =>
-      k === 'HOME' ||
-      ['CLAUDE_', 'ANTHROPIC_', 'ENABLE_', 'DISABLE_'].some((p) => k.startsWith(p))
+      k === 'HOME' || ['CLAUDE_', 'ANTHROPIC_', 'ENABLE_', 'DISABLE_'].some((p) => k.startsWith(p))
     const recorded = Object.fromEntries(Object.entries(env).filter(([k]) => keep(k)))
     const path = join(dir, `${process.pid}.json`)
     // Written whole and renamed, so a test polling for the file never reads half of it.
     writeFileSync(
       `${path}.tmp`,
-      JSON.stringify({ argv, cwd: process.cwd(), env: recorded, pid: process.pid, transport, ...extra }),
+      JSON.stringify({
+        argv,
+        cwd: process.cwd(),
+        env: recorded,
+        pid: process.pid,
+        transport,
+        ...extra,
+      }),
     )
     renameSync(`${path}.tmp`, path)
   }
@@ -158,9 +178,12 @@ export function readOptions(argv: string[], env: NodeJS.ProcessEnv): Options {
     explicitId,
     model: flag('--model') ?? env.ANTHROPIC_MODEL ?? 'fake-model',
     permissionMode: flag('--permission-mode') ?? 'default',
-    tools: toolsFlag === undefined || toolsFlag === 'default' ? DEFAULT_TOOLS : splitList(toolsFlag),
-    allowedTools: [...(flags.get('--allowedTools') ?? []), ...(flags.get('--allowed-tools') ?? [])]
-      .flatMap(splitList),
+    tools:
+      toolsFlag === undefined || toolsFlag === 'default' ? DEFAULT_TOOLS : splitList(toolsFlag),
+    allowedTools: [
+      ...(flags.get('--allowedTools') ?? []),
+      ...(flags.get('--allowed-tools') ?? []),
+    ].flatMap(splitList),
     mcpServers,
     record,
   }
@@ -169,7 +192,10 @@ export function readOptions(argv: string[], env: NodeJS.ProcessEnv): Options {
 
 export function checkScenario(o: Options): void {
   if (!(SCENARIOS as readonly string[]).includes(o.scenario))
-    die(1, `fake-claude: FAKE_CLAUDE_SCENARIO must be one of ${SCENARIOS.join(', ')}, got ${o.scenario}`)
+    die(
+      1,
+      `fake-claude: FAKE_CLAUDE_SCENARIO must be one of ${SCENARIOS.join(', ')}, got ${o.scenario}`,
+    )
 }
 
 /** The session checks Claude Code makes before it starts; a failure exits as it does. */

@@ -120,7 +120,9 @@ async function useTool(ctx: TurnCtx): Promise<string> {
     tool_use_id: useId,
   }
   if (ask) await io.state({ worker_status: 'requires_action', requires_action_details: details })
-  await io.emit(ctx.stamp(assistant(o.model, [{ type: 'tool_use', id: useId, name: toolName, input }])))
+  await io.emit(
+    ctx.stamp(assistant(o.model, [{ type: 'tool_use', id: useId, name: toolName, input }])),
+  )
   let answer: Json = preAllowed
     ? { behavior: 'allow', updatedInput: input }
     : {
@@ -139,7 +141,12 @@ async function useTool(ctx: TurnCtx): Promise<string> {
           display_name: toolName,
           input,
           permission_suggestions: [
-            { type: 'addRules', rules: [{ toolName }], behavior: 'allow', destination: 'localSettings' },
+            {
+              type: 'addRules',
+              rules: [{ toolName }],
+              behavior: 'allow',
+              destination: 'localSettings',
+            },
           ],
           tool_use_id: useId,
         },
@@ -188,7 +195,9 @@ async function callMcp(ctx: TurnCtx): Promise<string> {
   const useId = toolUseId()
   ctx.numTurns = 2
   await io.emit(
-    ctx.stamp(assistant(o.model, [{ type: 'tool_use', id: useId, name: prefix + name, input: args }])),
+    ctx.stamp(
+      assistant(o.model, [{ type: 'tool_use', id: useId, name: prefix + name, input: args }]),
+    ),
   )
   let result: Json
   try {

@@ -32,7 +32,8 @@ export async function runStdio(o: Options, engine: Engine): Promise<void> {
 
   let out: Promise<unknown> = Promise.resolve()
   let final: Json | null = null
-  const writeLine = (p: Json) => (out = out.then(() => Bun.write(Bun.stdout, `${JSON.stringify(p)}\n`)))
+  const writeLine = (p: Json) =>
+    (out = out.then(() => Bun.write(Bun.stdout, `${JSON.stringify(p)}\n`)))
   engine.setIo({
     emit: async (payloads) => {
       for (const p of [payloads].flat()) {
@@ -74,7 +75,10 @@ export async function runStdio(o: Options, engine: Engine): Promise<void> {
   } else {
     const prompt = o.positional.join(' ') || (await Bun.stdin.text())
     if (!prompt.trim())
-      die(1, 'Error: Input must be provided either through stdin or as a prompt argument when using --print')
+      die(
+        1,
+        'Error: Input must be provided either through stdin or as a prompt argument when using --print',
+      )
     engine.enqueueTurn({ type: 'user', message: { role: 'user', content: prompt } })
   }
   // stdin EOF: finish what was queued, then exit 0.
