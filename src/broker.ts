@@ -1,3 +1,4 @@
+import { chmod, mkdir } from 'node:fs/promises'
 import { join } from 'node:path'
 import { createApp, serveApp } from './api/app.ts'
 import { loadOrCreateSecret } from './auth/secret-file.ts'
@@ -11,11 +12,12 @@ import { createBus } from './events/bus.ts'
 import { createDedup } from './events/dedup.ts'
 import { createEventLog } from './events/log.ts'
 import { bridgeNotifications } from './events/notify.ts'
-import { createLogger, type Logger } from './log.ts'
+import { createLogger, redactingLogger, type Logger } from './log.ts'
 import { createExecutorRegistryClient } from './mcp/backends/executor-registry.ts'
 import { createImBridgeClient } from './mcp/backends/im-bridge.ts'
 import { createWorkerMcp } from './mcp/server.ts'
 import { createSessionEvents } from './sessions/client-events.ts'
+import { createGenerations, GENERATIONS_CHANNEL } from './sessions/generations.ts'
 import { createSessionService } from './sessions/service.ts'
 import { createWorkerIngress } from './sessions/worker-ingress.ts'
 import { createTurnDirectory } from './turns/directory.ts'
@@ -50,8 +52,13 @@ export interface Broker {
  * them over one HTTP app.
  */
 export async function startBroker(config: Readonly<Config>, log?: Logger): Promise<Broker> {
-  const logger = log ?? createLogger(config.logLevel)
   const startedAt = performance.now()
+  // Everything the broker and its workers write (data dir, database, spool, run directories,
+  // workspaces, transcripts) is for this user only.
+  process.umask(0o077)
+  await mkdir(config.dataDir, { recursive: true, mode: 0o700 })
+  await chmod(config.dataDir, 0o700)
+  let logger = log ?? createLogger(config.logLevel)
   const database = await openDatabase({
     databaseUrl: config.databaseUrl,
     dataDir: config.dataDir,
@@ -60,6 +67,7 @@ export async function startBroker(config: Readonly<Config>, log?: Logger): Promi
   try {
     const secret = config.jwtSecret ?? (await loadOrCreateSecret(config.dataDir))
     const tokenKey = secretKey(secret)
+    logger = redactingLogger(logger, [...secretValues(config), secret])
     const db = database.db
     // One id per broker start: on leases, and on NOTIFYs so a broker skips its own.
     const owner = newOwnerId()
@@ -74,13 +82,19 @@ export async function startBroker(config: Readonly<Config>, log?: Logger): Promi
     await bridgeNotifications(database, bus, owner)
     const events = createEventLog({ database, bus, dedup: createDedup(), origin: owner })
 
-    // Sessions and the worker protocol. Workers learn the broker's URL once it listens.
+    // Sessions and the worker protocol. Workers learn the broker's URL once it listens: the
+    // ones it starts use its own address, external ones the public URL.
+    let localUrl = ''
     let publicUrl = config.publicUrl ?? ''
+    const generations = createGenerations({ database, origin: owner, log: logger })
+    if (database.driver === 'postgres')
+      await database.listen(GENERATIONS_CHANNEL, generations.onNotify)
     const sessions = createSessionService({
       db,
       tokenKey,
       tokenTtlSeconds: config.workerTokenTtlSeconds,
       publicUrl: () => publicUrl,
+      generations,
     })
     const sessionEvents = createSessionEvents({
       db,
@@ -93,6 +107,7 @@ export async function startBroker(config: Readonly<Config>, log?: Logger): Promi
       db,
       events,
       bus,
+      generations,
       keepaliveMs: config.sseKeepaliveMs,
       turnIdFor: directory.lookup,
     })
@@ -104,7 +119,11 @@ export async function startBroker(config: Readonly<Config>, log?: Logger): Promi
       policy: config.permissionPolicy,
       log: logger,
     })
-    const scheduleTasks = createScheduleTasks({ db })
+    const scheduleTasks = createScheduleTasks({
+      db,
+      minIntervalSeconds: config.scheduleMinIntervalSeconds,
+      maxTasks: config.scheduleMaxTasks,
+    })
     const mcp = createWorkerMcp({
       registry: config.executorRegistryUrl
         ? createExecutorRegistryClient({
@@ -142,7 +161,14 @@ export async function startBroker(config: Readonly<Config>, log?: Logger): Promi
     const transport: WorkerTransport | null = !claude.path
       ? null
       : config.workerTransport === 'ccr'
-        ? createCcrTransport({ config, bin: claude.path, db, sessions, events })
+        ? createCcrTransport({
+            config,
+            bin: claude.path,
+            db,
+            sessions,
+            events,
+            localUrl: () => localUrl,
+          })
         : createStdioTransport({ config, bin: claude.path, sessions, events })
     const executor = createTurnExecutor({
       db,
@@ -154,6 +180,7 @@ export async function startBroker(config: Readonly<Config>, log?: Logger): Promi
       transport,
       unavailable: claude.problem,
       directory,
+      generations,
       owner,
       log: logger,
       hooks: createWorkerSetup({
@@ -163,7 +190,7 @@ export async function startBroker(config: Readonly<Config>, log?: Logger): Promi
         sync,
         storeName: store.describe(),
         events,
-        publicUrl: () => publicUrl,
+        localUrl: () => localUrl,
       }),
     })
     const runner = createTurnRunner({
@@ -179,7 +206,6 @@ export async function startBroker(config: Readonly<Config>, log?: Logger): Promi
     const queue = createTurnQueue({
       db,
       events,
-      sessions,
       depth: config.queueDepth,
       unavailable: claude.path ? null : claude.problem,
       wake: runner.wake,
@@ -193,9 +219,12 @@ export async function startBroker(config: Readonly<Config>, log?: Logger): Promi
     })
     const streams = createTurnStreams({ db, bus, keepaliveMs: config.sseKeepaliveMs })
 
+    const publicHost = config.publicUrl ? new URL(config.publicUrl).hostname.toLowerCase() : null
     const app = createApp({
       log: logger,
       apiKeys: config.apiKeys,
+      allowedHosts: [...config.allowedHosts, ...(publicHost ? [publicHost] : [])],
+      corsOrigins: config.corsOrigins,
       tokenKey,
       maxBodyBytes: config.maxBodyBytes,
       cancelWaitMs: config.stopGraceMs * 4 + 5_000,
@@ -204,18 +233,31 @@ export async function startBroker(config: Readonly<Config>, log?: Logger): Promi
       sessionEvents,
       ingress,
       permissions,
+      scheduleTasks,
       mcp,
       directory,
       queue,
       streams,
     })
+    // Before any worker can reach this broker: an orphan of a dead broker must not post under
+    // an epoch recovery is about to end.
+    await runner.recover()
     const server = serveApp(app, {
       hostname: config.host,
       port: config.port,
       maxBodyBytes: config.maxBodyBytes,
     })
-    if (!publicUrl) publicUrl = server.url
-    await runner.start()
+    localUrl = server.localUrl
+    if (!publicUrl) publicUrl = localUrl
+    if (config.allowNoAuth && config.apiKeys.length === 0)
+      logger.warn('serving without API keys on a non-loopback address (CCBROKER_ALLOW_NO_AUTH)', {
+        host: config.host,
+      })
+    if (!config.publicUrl && server.localUrl !== server.url)
+      logger.warn('set CCBROKER_PUBLIC_URL: bridges answer a loopback api_base_url', {
+        api_base_url: publicUrl,
+      })
+    runner.start()
     scheduler.start()
     logger.info('broker listening', {
       url: server.url,

@@ -1,5 +1,11 @@
+import ipaddr from 'ipaddr.js'
 import { isAbsolute, resolve } from 'node:path'
+import { bool, ConfigError, int, list, parseWorkerEnv, str, url, type Env } from './config-parse.ts'
 import type { LogLevel } from './log.ts'
+
+export { ConfigError } from './config-parse.ts'
+
+const levels: readonly LogLevel[] = ['debug', 'info', 'warn', 'error', 'silent']
 
 /** Everything the broker reads from its environment, validated once at start. */
 export interface Config {
@@ -19,8 +25,16 @@ export interface Config {
   workerTokenTtlSeconds: number
   /** CCBROKER_LOG_LEVEL: debug | info | warn | error | silent, default info. */
   logLevel: LogLevel
-  /** CCBROKER_API_KEYS: comma-separated; empty → the external API is open. */
+  /** CCBROKER_API_KEYS: comma-separated; empty → the external API is open (loopback only). */
   apiKeys: readonly string[]
+  /** CCBROKER_ALLOW_NO_AUTH: serve a non-loopback address without API keys (default false). */
+  allowNoAuth: boolean
+  /** CCBROKER_CORS_ORIGINS: exact origins (`https://app.example`) allowed cross-site; none by default. */
+  corsOrigins: readonly string[]
+  /** CCBROKER_ALLOWED_HOSTS: Host names served without API keys besides loopback and the public URL's. */
+  allowedHosts: readonly string[]
+  /** CCBROKER_FETCH_ALLOW: CIDRs or host names outbound fetches may reach although private. */
+  fetchAllow: readonly string[]
   /** CCBROKER_MAX_BODY_BYTES, default 16 MiB: larger request bodies get 413. */
   maxBodyBytes: number
   /** CCBROKER_SSE_BUFFER: events a slow listener may lag behind before it is cut off (default 1024). */
@@ -66,6 +80,10 @@ export interface Config {
   enableToolSearch: boolean
   /** CCBROKER_SCHEDULER_POLL_MS, default 1000: how often due scheduled tasks are looked for. */
   schedulerPollMs: number
+  /** CCBROKER_SCHEDULE_MIN_INTERVAL_SECONDS, default 60: the shortest time between firings. */
+  scheduleMinIntervalSeconds: number
+  /** CCBROKER_SCHEDULE_MAX_TASKS, default 20: active scheduled tasks one session may have. */
+  scheduleMaxTasks: number
   /** CCBROKER_WORKSPACE_STORE: local (default) or openviking (default when its URL is set). */
   workspaceStore: 'local' | 'openviking'
   /** CCBROKER_WORKSPACE_DIR: the local store's root, default <data dir>/workspaces. */
@@ -74,88 +92,6 @@ export interface Config {
   openVikingUrl: string | null
   openVikingApiKey: string | null
   openVikingRootUri: string
-}
-
-export class ConfigError extends Error {
-  constructor(
-    readonly variable: string,
-    message: string,
-  ) {
-    super(`${variable}: ${message}`)
-    this.name = 'ConfigError'
-  }
-}
-
-type Env = Record<string, string | undefined>
-
-const levels: readonly LogLevel[] = ['debug', 'info', 'warn', 'error', 'silent']
-
-function str(env: Env, name: string): string | null {
-  const v = env[name]?.trim()
-  return v ? v : null
-}
-
-function int(env: Env, name: string, fallback: number, min: number, max: number): number {
-  const raw = str(env, name)
-  if (raw === null) return fallback
-  if (!/^\d+$/.test(raw)) throw new ConfigError(name, `expected a whole number, got "${raw}"`)
-  const n = Number(raw)
-  if (n < min || n > max) throw new ConfigError(name, `expected ${min}..${max}, got ${n}`)
-  return n
-}
-
-function url(env: Env, name: string, protocols: readonly string[]): string | null {
-  const raw = str(env, name)
-  if (raw === null) return null
-  let parsed: URL
-  try {
-    parsed = new URL(raw)
-  } catch {
-    throw new ConfigError(name, 'expected a URL')
-  }
-  if (!protocols.includes(parsed.protocol))
-    throw new ConfigError(name, `expected a ${protocols.join(' or ')} URL, got ${parsed.protocol}`)
-  return raw.replace(/\/+$/, '')
-}
-
-function parseWorkerEnv(raw: string | null): Record<string, string> {
-  const out: Record<string, string> = {}
-  if (raw === null) return out
-  if (raw.startsWith('{')) {
-    let parsed: unknown
-    try {
-      parsed = JSON.parse(raw)
-    } catch {
-      throw new ConfigError('CCBROKER_WORKER_ENV', 'is not valid JSON')
-    }
-    for (const [k, v] of Object.entries(parsed as Record<string, unknown>)) {
-      if (typeof v !== 'string')
-        throw new ConfigError('CCBROKER_WORKER_ENV', `value of ${k} must be a string`)
-      out[k] = v
-    }
-    return out
-  }
-  for (const pair of raw.split(',').filter((p) => p.trim())) {
-    const i = pair.indexOf('=')
-    if (i <= 0) throw new ConfigError('CCBROKER_WORKER_ENV', `expected KEY=VALUE, got "${pair}"`)
-    out[pair.slice(0, i).trim()] = pair.slice(i + 1)
-  }
-  return out
-}
-
-function list(env: Env, name: string): string[] {
-  return (str(env, name) ?? '')
-    .split(',')
-    .map((v) => v.trim())
-    .filter(Boolean)
-}
-
-function bool(env: Env, name: string, fallback: boolean): boolean {
-  const raw = str(env, name)
-  if (raw === null) return fallback
-  if (['1', 'true', 'yes', 'on'].includes(raw.toLowerCase())) return true
-  if (['0', 'false', 'no', 'off'].includes(raw.toLowerCase())) return false
-  throw new ConfigError(name, `expected true or false, got "${raw}"`)
 }
 
 export function loadConfig(env: Env, cwd: string = process.cwd()): Readonly<Config> {
@@ -218,9 +154,27 @@ export function loadConfig(env: Env, cwd: string = process.cwd()): Readonly<Conf
   for (const key of apiKeys)
     if (key.length < 16)
       throw new ConfigError('CCBROKER_API_KEYS', 'every key must be at least 16 characters')
+  const host = str(env, 'CCBROKER_HOST') ?? '127.0.0.1'
+  const allowNoAuth = bool(env, 'CCBROKER_ALLOW_NO_AUTH', false)
+  if (apiKeys.length === 0 && !isLoopbackHost(host) && !allowNoAuth)
+    throw new ConfigError(
+      'CCBROKER_API_KEYS',
+      `required when listening on ${host}, which is not a loopback address: anyone who reaches ` +
+        'it could run agent turns. Set CCBROKER_API_KEYS, listen on 127.0.0.1, or set ' +
+        'CCBROKER_ALLOW_NO_AUTH=true if the network itself is trusted',
+    )
+  const corsOrigins = list(env, 'CCBROKER_CORS_ORIGINS')
+  for (const origin of corsOrigins) {
+    const parsed = URL.parse(origin)
+    if (!parsed || parsed.origin !== origin)
+      throw new ConfigError(
+        'CCBROKER_CORS_ORIGINS',
+        `"${origin}" is not an origin; give scheme, host and port only, e.g. https://app.example`,
+      )
+  }
   return Object.freeze({
     port: int(env, 'CCBROKER_PORT', 8085, 0, 65535),
-    host: str(env, 'CCBROKER_HOST') ?? '127.0.0.1',
+    host,
     publicUrl: url(env, 'CCBROKER_PUBLIC_URL', ['http:', 'https:']),
     databaseUrl,
     dataDir: absDataDir,
@@ -228,6 +182,10 @@ export function loadConfig(env: Env, cwd: string = process.cwd()): Readonly<Conf
     workerTokenTtlSeconds: int(env, 'CCBROKER_WORKER_TOKEN_TTL_SECONDS', 86_400, 60, 30 * 86_400),
     logLevel,
     apiKeys: Object.freeze(apiKeys),
+    allowNoAuth,
+    corsOrigins: Object.freeze(corsOrigins),
+    allowedHosts: Object.freeze(list(env, 'CCBROKER_ALLOWED_HOSTS').map((h) => h.toLowerCase())),
+    fetchAllow: Object.freeze(list(env, 'CCBROKER_FETCH_ALLOW')),
     maxBodyBytes: int(env, 'CCBROKER_MAX_BODY_BYTES', 16 * 1024 * 1024, 1024, 1024 ** 3),
     sseBufferEvents: int(env, 'CCBROKER_SSE_BUFFER', 1024, 1, 1_000_000),
     sseKeepaliveMs: int(env, 'CCBROKER_SSE_KEEPALIVE_MS', 15_000, 100, 3_600_000),
@@ -255,6 +213,8 @@ export function loadConfig(env: Env, cwd: string = process.cwd()): Readonly<Conf
     builtinTools: env.CCBROKER_BUILTIN_TOOLS?.trim() ?? 'WebSearch,WebFetch',
     enableToolSearch: bool(env, 'CCBROKER_ENABLE_TOOL_SEARCH', false),
     schedulerPollMs: int(env, 'CCBROKER_SCHEDULER_POLL_MS', 1_000, 50, 3_600_000),
+    scheduleMinIntervalSeconds: int(env, 'CCBROKER_SCHEDULE_MIN_INTERVAL_SECONDS', 60, 1, 86_400),
+    scheduleMaxTasks: int(env, 'CCBROKER_SCHEDULE_MAX_TASKS', 20, 1, 10_000),
     workspaceStore: storeKind,
     workspaceDir: absolute('CCBROKER_WORKSPACE_DIR', resolve(absDataDir, 'workspaces')),
     openVikingUrl,
@@ -278,4 +238,11 @@ export function secretValues(config: Readonly<Config>): string[] {
     config.imBridgeSecret,
     config.openVikingApiKey,
   ].filter((v): v is string => typeof v === 'string' && v.length > 0)
+}
+
+/** Whether a bind address or Host name is this machine only: localhost, 127.0.0.0/8 or ::1. */
+export function isLoopbackHost(host: string): boolean {
+  const h = host.toLowerCase().replace(/^\[(.*)\]$/, '$1')
+  if (h === 'localhost' || h.endsWith('.localhost')) return true
+  return ipaddr.isValid(h) && ipaddr.process(h).range() === 'loopback'
 }

@@ -63,12 +63,42 @@ export class StaleEpochError extends BrokerError {
   }
 }
 
+/** A worker token of a generation that has ended (its worker is gone): it opens nothing. */
+export class GenerationClosedError extends BrokerError {
+  override readonly status = 401
+  override readonly code = 'generation_closed'
+  constructor(epoch: number) {
+    super(`worker generation ${epoch} has ended; its token is no longer valid`)
+    this.name = 'GenerationClosedError'
+  }
+}
+
 export class PayloadTooLargeError extends BrokerError {
   override readonly status = 413
   override readonly code = 'too_large'
   constructor(message: string, options?: { cause?: unknown }) {
     super(message, options)
     this.name = 'PayloadTooLargeError'
+  }
+}
+
+/** A request body in another format than JSON, on a route that only takes JSON. */
+export class UnsupportedMediaTypeError extends BrokerError {
+  override readonly status = 415
+  override readonly code = 'unsupported_media_type'
+  constructor(message: string) {
+    super(message)
+    this.name = 'UnsupportedMediaTypeError'
+  }
+}
+
+/** A request for a Host this broker does not serve (a DNS-rebinding page, a wrong name). */
+export class MisdirectedRequestError extends BrokerError {
+  override readonly status = 421
+  override readonly code = 'misdirected'
+  constructor(message: string) {
+    super(message)
+    this.name = 'MisdirectedRequestError'
   }
 }
 

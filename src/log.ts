@@ -40,3 +40,39 @@ export function createLogger(
     child: (fields) => createLogger(level, { ...base, ...fields }, write),
   }
 }
+
+const JWT = /\beyJ[\w-]+\.eyJ[\w-]+\.[\w-]+/g
+
+/**
+ * A logger that writes through `inner` with every secret (and anything shaped like a JWT, such
+ * as a worker token) replaced by `[redacted]`: no key, token or secret reaches a log line, even
+ * from a worker's stderr.
+ */
+export function redactingLogger(inner: Logger, secrets: readonly string[]): Logger {
+  const values = [...new Set(secrets.filter((s) => s.length >= 8))].sort(
+    (a, b) => b.length - a.length,
+  )
+  const scrub = (text: string) => {
+    let out = text.replace(JWT, '[redacted]')
+    for (const v of values) out = out.replaceAll(v, '[redacted]')
+    return out
+  }
+  const clean = (fields?: LogFields): LogFields | undefined => {
+    if (!fields) return fields
+    const err = fields.err
+    const plain =
+      err instanceof Error
+        ? { ...fields, err: { name: err.name, message: err.message, stack: err.stack } }
+        : fields
+    const json = JSON.stringify(plain)
+    const scrubbed = scrub(json)
+    return scrubbed === json ? fields : (JSON.parse(scrubbed) as LogFields)
+  }
+  return {
+    debug: (m, f) => inner.debug(scrub(m), clean(f)),
+    info: (m, f) => inner.info(scrub(m), clean(f)),
+    warn: (m, f) => inner.warn(scrub(m), clean(f)),
+    error: (m, f) => inner.error(scrub(m), clean(f)),
+    child: (fields) => redactingLogger(inner.child(clean(fields) ?? {}), values),
+  }
+}

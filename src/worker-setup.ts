@@ -3,6 +3,7 @@ import type { EventLog } from './events/log.ts'
 import type { WorkerMcp } from './mcp/server.ts'
 import type { TurnHooks } from './turns/executor.ts'
 import type { Permissions } from './turns/permissions.ts'
+import { projectKey } from './worker/claude-args.ts'
 import type { WorkspaceSync } from './workspace/sync.ts'
 
 export const MCP_SERVER_NAME = 'broker'
@@ -22,7 +23,8 @@ export function createWorkerSetup(deps: {
   sync: WorkspaceSync
   storeName: string
   events: EventLog
-  publicUrl: () => string
+  /** This broker's own URL: a worker's MCP server is in the broker that started it. */
+  localUrl: () => string
 }): TurnHooks {
   const { config } = deps
   const builtins = config.builtinTools
@@ -43,7 +45,11 @@ export function createWorkerSetup(deps: {
           source: 'broker',
           turnId: turn.id,
         })
-      const syncDirs = { configDir: dirs.configDir, projectDir: dirs.cwd }
+      const syncDirs = {
+        configDir: dirs.configDir,
+        projectDir: dirs.cwd,
+        transcripts: { local: projectKey(dirs.cwd), stored: `ccbroker-session-${session.id}` },
+      }
       let pulled
       try {
         pulled = await deps.sync.pull(session.workspaceId, syncDirs)
@@ -73,7 +79,7 @@ export function createWorkerSetup(deps: {
       if (config.workerTransport === 'stdio') extraArgs.push('--permission-prompt-tool', 'stdio')
       return {
         extraArgs,
-        mcpServers: { [MCP_SERVER_NAME]: `${deps.publicUrl()}/v1/sessions/${session.id}/mcp` },
+        mcpServers: { [MCP_SERVER_NAME]: `${deps.localUrl()}/v1/sessions/${session.id}/mcp` },
         // Without it current Claude Code hides MCP tools behind ToolSearch (deferred tools).
         extraEnv: { ENABLE_TOOL_SEARCH: config.enableToolSearch ? 'true' : 'false' },
         async release() {

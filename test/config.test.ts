@@ -14,6 +14,10 @@ const defaults = {
   workerTokenTtlSeconds: 86_400,
   logLevel: 'info',
   apiKeys: [],
+  allowNoAuth: false,
+  corsOrigins: [],
+  allowedHosts: [],
+  fetchAllow: [],
   maxBodyBytes: 16 * 1024 * 1024,
   sseBufferEvents: 1024,
   sseKeepaliveMs: 15_000,
@@ -37,6 +41,8 @@ const defaults = {
   builtinTools: 'WebSearch,WebFetch',
   enableToolSearch: false,
   schedulerPollMs: 1_000,
+  scheduleMinIntervalSeconds: 60,
+  scheduleMaxTasks: 20,
   workspaceStore: 'local',
   workspaceDir: '/srv/broker/data/workspaces',
   openVikingUrl: null,
@@ -66,7 +72,35 @@ describe('loadConfig', () => {
   test.each<[string, Record<string, string>, Record<string, unknown>]>([
     ['CCBROKER_PORT', { CCBROKER_PORT: '9000' }, { port: 9000 }],
     ['CCBROKER_PORT=0 (any free port)', { CCBROKER_PORT: '0' }, { port: 0 }],
-    ['CCBROKER_HOST', { CCBROKER_HOST: '0.0.0.0' }, { host: '0.0.0.0' }],
+    ['CCBROKER_HOST, loopback', { CCBROKER_HOST: '127.0.0.2' }, { host: '127.0.0.2' }],
+    [
+      'CCBROKER_HOST, any address, with API keys',
+      { CCBROKER_HOST: '0.0.0.0', CCBROKER_API_KEYS: 'key-aaaaaaaaaaaaaaaa' },
+      { host: '0.0.0.0', apiKeys: ['key-aaaaaaaaaaaaaaaa'] },
+    ],
+    [
+      'CCBROKER_HOST, any address, without keys but with CCBROKER_ALLOW_NO_AUTH',
+      { CCBROKER_HOST: '0.0.0.0', CCBROKER_ALLOW_NO_AUTH: 'true' },
+      { host: '0.0.0.0', allowNoAuth: true },
+    ],
+    [
+      'CCBROKER_CORS_ORIGINS, CCBROKER_ALLOWED_HOSTS (lower-cased), CCBROKER_FETCH_ALLOW',
+      {
+        CCBROKER_CORS_ORIGINS: 'https://app.example, http://localhost:3000',
+        CCBROKER_ALLOWED_HOSTS: 'Broker.Internal,other',
+        CCBROKER_FETCH_ALLOW: '10.0.0.0/8,files.internal',
+      },
+      {
+        corsOrigins: ['https://app.example', 'http://localhost:3000'],
+        allowedHosts: ['broker.internal', 'other'],
+        fetchAllow: ['10.0.0.0/8', 'files.internal'],
+      },
+    ],
+    [
+      'CCBROKER_SCHEDULE_MIN_INTERVAL_SECONDS, CCBROKER_SCHEDULE_MAX_TASKS',
+      { CCBROKER_SCHEDULE_MIN_INTERVAL_SECONDS: '1', CCBROKER_SCHEDULE_MAX_TASKS: '3' },
+      { scheduleMinIntervalSeconds: 1, scheduleMaxTasks: 3 },
+    ],
     [
       'CCBROKER_PUBLIC_URL, trailing slashes dropped',
       { CCBROKER_PUBLIC_URL: 'https://broker.example.com/' },
@@ -301,6 +335,27 @@ describe('loadConfig', () => {
       {
         variable: 'CCBROKER_API_KEYS',
         message: 'CCBROKER_API_KEYS: every key must be at least 16 characters',
+      },
+    ],
+    [
+      'a non-loopback address without API keys',
+      { CCBROKER_HOST: '0.0.0.0' },
+      {
+        variable: 'CCBROKER_API_KEYS',
+        message:
+          'CCBROKER_API_KEYS: required when listening on 0.0.0.0, which is not a loopback ' +
+          'address: anyone who reaches it could run agent turns. Set CCBROKER_API_KEYS, listen ' +
+          'on 127.0.0.1, or set CCBROKER_ALLOW_NO_AUTH=true if the network itself is trusted',
+      },
+    ],
+    [
+      'a CORS origin with a path',
+      { CCBROKER_CORS_ORIGINS: 'https://app.example/ui' },
+      {
+        variable: 'CCBROKER_CORS_ORIGINS',
+        message:
+          'CCBROKER_CORS_ORIGINS: "https://app.example/ui" is not an origin; give scheme, host ' +
+          'and port only, e.g. https://app.example',
       },
     ],
     [

@@ -7,13 +7,17 @@ import type { WorkerIngress } from '../sessions/worker-ingress.ts'
 import type { TurnDirectory } from '../turns/directory.ts'
 import type { Permissions } from '../turns/permissions.ts'
 import type { TurnQueue } from '../turns/queue.ts'
+import type { ScheduleTasks } from '../turns/schedule-tasks.ts'
 import type { TurnStreams } from '../turns/stream.ts'
 import { bodyLimit } from './body-limit.ts'
 import { docs } from './docs.ts'
 import { errorMapper } from './error-mapper.ts'
 import { healthRoutes } from './health.ts'
+import { jsonBody } from './json-body.ts'
 import { mcpRoutes } from './mcp.ts'
 import { permissionsRoutes } from './permissions.ts'
+import { requestGuard } from './request-guard.ts'
+import { schedulesRoutes } from './schedules.ts'
 import { sessionEventsRoutes } from './session-events.ts'
 import { sessionsRoutes } from './sessions.ts'
 import { turnsRoutes } from './turns.ts'
@@ -23,6 +27,9 @@ import { workerRoutes } from './worker.ts'
 export interface AppDeps {
   log: Logger
   apiKeys: readonly string[]
+  /** Host names served without API keys besides loopback ones (the public URL's among them). */
+  allowedHosts: readonly string[]
+  corsOrigins: readonly string[]
   tokenKey: Uint8Array
   maxBodyBytes: number
   /** How long a cancel of a running turn waits for it to end before answering. */
@@ -32,6 +39,7 @@ export interface AppDeps {
   sessionEvents: SessionEvents
   ingress: WorkerIngress
   permissions: Permissions
+  scheduleTasks: ScheduleTasks
   mcp: WorkerMcp
   directory: TurnDirectory
   queue: TurnQueue
@@ -45,14 +53,30 @@ export function createApp(deps: AppDeps) {
   // and TypeBox's strips open payloads. Schemas say themselves whether extra keys are allowed.
   return new Elysia({ normalize: false })
     .use(errorMapper(deps.log))
+    .use(
+      requestGuard({
+        apiKeysSet: apiKeys.length > 0,
+        allowedHosts: deps.allowedHosts,
+        corsOrigins: deps.corsOrigins,
+      }),
+    )
     .use(bodyLimit(deps.maxBodyBytes))
+    .use(jsonBody(deps.maxBodyBytes))
     .use(docs())
     .use(healthRoutes(deps.checkHealth))
     .use(sessionsRoutes({ sessions: deps.sessions, apiKeys }))
     .use(sessionEventsRoutes({ sessionEvents: deps.sessionEvents, apiKeys }))
     .use(workerRoutes({ ingress: deps.ingress, tokenKey: deps.tokenKey }))
     .use(permissionsRoutes({ permissions: deps.permissions, apiKeys }))
-    .use(mcpRoutes({ mcp: deps.mcp, directory: deps.directory, tokenKey: deps.tokenKey }))
+    .use(schedulesRoutes({ scheduleTasks: deps.scheduleTasks, sessions: deps.sessions, apiKeys }))
+    .use(
+      mcpRoutes({
+        mcp: deps.mcp,
+        directory: deps.directory,
+        ingress: deps.ingress,
+        tokenKey: deps.tokenKey,
+      }),
+    )
     .use(
       turnsRoutes({
         queue: deps.queue,
@@ -67,10 +91,15 @@ export function createApp(deps: AppDeps) {
 export type App = ReturnType<typeof createApp>
 
 export interface Listening {
+  /** The address it listens on, as a URL. */
   url: string
+  /** How a process on this host reaches it (a wildcard address becomes a loopback one). */
+  localUrl: string
   port: number
   stop(): Promise<void>
 }
+
+const WILDCARD_LOOPBACK: Record<string, string> = { '0.0.0.0': '127.0.0.1', '::': '[::1]' }
 
 /** Starts serving `app` on host:port (0 picks a free port). */
 export function serveApp(
@@ -82,14 +111,16 @@ export function serveApp(
     port: opts.port,
     // Elysia's default reusePort lets a second broker silently share the port.
     reusePort: false,
-    // bodyLimit answers 413 in JSON from Content-Length; Bun's own cap is the backstop.
-    maxRequestBodySize: opts.maxBodyBytes * 2 + 1024 * 1024,
+    // Our limits answer 413 in JSON (from Content-Length, and while the body streams); Bun's
+    // own cap, which answers an empty 413, must never be the one a caller meets.
+    maxRequestBodySize: Number.MAX_SAFE_INTEGER,
     idleTimeout: 60,
   })
   const port = app.server!.port!
   const host = opts.hostname.includes(':') ? `[${opts.hostname}]` : opts.hostname
   return {
     url: `http://${host}:${port}`,
+    localUrl: `http://${WILDCARD_LOOPBACK[opts.hostname] ?? host}:${port}`,
     port,
     stop: async () => void (await app.stop(true)),
   }

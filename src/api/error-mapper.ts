@@ -58,12 +58,17 @@ export const errorMapper = (log: Logger) =>
       const status = (s: number, message: string) => {
         set.status = s
         set.headers['content-type'] = 'application/json'
+        // Both API keys and worker tokens are Bearer credentials.
+        if (s === 401) set.headers['www-authenticate'] = 'Bearer'
         return { error: message }
       }
-      if (error instanceof BrokerError) {
-        if (error instanceof QueueFullError)
-          set.headers['retry-after'] = String(error.retryAfterSeconds)
-        return status(error.status, error.message)
+      // A failure inside the body parser comes wrapped in a PARSE error.
+      const cause = code === 'PARSE' ? (error as { cause?: unknown }).cause : undefined
+      const known = cause instanceof BrokerError ? cause : error
+      if (known instanceof BrokerError) {
+        if (known instanceof QueueFullError)
+          set.headers['retry-after'] = String(known.retryAfterSeconds)
+        return status(known.status, known.message)
       }
       if (error instanceof joseErrors.JOSEError)
         return status(401, joseMessages[error.code] ?? 'worker token is malformed')

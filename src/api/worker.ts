@@ -52,7 +52,7 @@ export const workerRoutes = (deps: { ingress: WorkerIngress; tokenKey: Uint8Arra
       ({ worker, query, headers, request, server }) => {
         server?.timeout(request, 0)
         bounded('from_sequence_num', query.from_sequence_num, 0, Number.MAX_SAFE_INTEGER, 0)
-        const cursor = cursorFrom(query.from_sequence_num, headers['last-event-id'])
+        const cursor = cursorFrom(headers['last-event-id'], query.from_sequence_num)
         return deps.ingress.stream(worker, cursor, request.signal)
       },
       {

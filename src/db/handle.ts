@@ -17,5 +17,7 @@ export interface Database {
     onMessage: (payload: string) => void,
     onListen?: () => void,
   ): Promise<void>
+  /** NOTIFY outside a transaction (Postgres; PGlite has no other process to tell). */
+  notify(channel: string, payload: string): Promise<void>
   close(): Promise<void>
 }

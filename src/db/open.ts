@@ -43,6 +43,9 @@ async function openPostgres(url: string, opts: OpenOptions): Promise<Database> {
     async listen(channel, onMessage, onListen) {
       await client.listen(channel, onMessage, onListen)
     },
+    async notify(channel, payload) {
+      await client.notify(channel, payload)
+    },
     close: () => client.end({ timeout: 5 }),
   }
 }
@@ -67,6 +70,9 @@ async function openPglite(opts: OpenOptions): Promise<Database> {
       async listen(channel, onMessage, onListen) {
         await pg.listen(channel, onMessage)
         onListen?.()
+      },
+      async notify(channel, payload) {
+        await pg.query('select pg_notify($1, $2)', [channel, payload])
       },
       async close() {
         await pg.close()

@@ -33,6 +33,7 @@ export const sessions = pgTable(
   },
   (t) => [
     index('sessions_workspace_id_created_at_idx').on(t.workspaceId, t.createdAt),
+    index('sessions_created_at_id_idx').on(t.createdAt, t.id),
     // A caller's own id for a session (an IM thread, a ticket) maps to one session per workspace.
     uniqueIndex('sessions_workspace_id_external_id_key').on(t.workspaceId, t.externalId),
   ],
@@ -89,6 +90,8 @@ export const sessionWorkers = pgTable(
       .default({}),
     requiresActionDetails: jsonb('requires_action_details').$type<Record<string, unknown> | null>(),
     lastHeartbeatAt: timestamp('last_heartbeat_at', { withTimezone: true }),
+    /** When the generation ended (its worker is gone): its token opens nothing any more. */
+    closedAt: timestamp('closed_at', { withTimezone: true }),
     registeredAt: timestamp('registered_at', { withTimezone: true }).notNull().defaultNow(),
     updatedAt: timestamp('updated_at', { withTimezone: true }).notNull().defaultNow(),
   },
@@ -141,6 +144,7 @@ export const turns = pgTable(
   },
   (t) => [
     index('turns_session_id_state_enqueued_at_idx').on(t.sessionId, t.state, t.enqueuedAt),
+    index('turns_session_id_enqueued_at_id_idx').on(t.sessionId, t.enqueuedAt, t.id),
     index('turns_state_enqueued_at_idx').on(t.state, t.enqueuedAt),
   ],
 )

@@ -25,6 +25,8 @@ export interface Subscriber {
   /** Events already queued, without waiting (at most `max`). */
   drain(max: number): EventRow[]
   readonly closedReason: CloseReason | null
+  /** Settles with the reason once the subscriber is closed (cut off, closed or shut down). */
+  readonly closed: Promise<CloseReason>
   close(): void
 }
 
@@ -104,9 +106,11 @@ export function createBus(deps: BusDeps) {
     const queue: EventRow[] = []
     let wake: (() => void) | null = null
     let reason: CloseReason | null = null
+    const closed = Promise.withResolvers<CloseReason>()
     const sub: Sub = {
       filter,
       ready,
+      closed: closed.promise,
       get closedReason() {
         return reason
       },
@@ -124,6 +128,7 @@ export function createBus(deps: BusDeps) {
         reason = r
         queue.length = 0
         onClose(sub)
+        closed.resolve(r)
         wake?.()
       },
       close: () => sub.end('closed'),

@@ -7,7 +7,12 @@ import {
   type EventFilter,
   type NewSessionEvent,
 } from '../db/repos/events.ts'
-import { lockSessionAtEpoch } from '../db/repos/sessions.ts'
+import {
+  insertSession,
+  lockSessionAtEpoch,
+  type LockedSession,
+  type NewSession,
+} from '../db/repos/sessions.ts'
 import type { Bus, EventRow } from './bus.ts'
 import type { Dedup } from './dedup.ts'
 
@@ -29,7 +34,9 @@ export interface AppendOptions {
    * Runs inside the append's transaction, after the session lock and before the insert. Items it
    * answers are appended after the given ones: events decided under the lock (a turn's end).
    */
-  within?: (tx: Db, session: { epoch: number }) => Promise<AppendItem[] | void>
+  within?: (tx: Db, session: LockedSession) => Promise<AppendItem[] | void>
+  /** Creates the session first when it does not exist, in the same transaction. */
+  ensureSession?: NewSession
 }
 
 export interface AppendResult {
@@ -93,6 +100,7 @@ export function createEventLog(deps: {
       fresh.push(row)
     }
     const { inserted, prevSeq, decided } = await db.transaction(async (t) => {
+      if (opts.ensureSession) await insertSession(t, opts.ensureSession)
       const session = await lockSessionAtEpoch(t, sessionId, opts.epoch)
       const decided = ((await opts.within?.(t, session)) ?? []).map((i) =>
         rowOf(sessionId, i, opts),

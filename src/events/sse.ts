@@ -1,3 +1,4 @@
+import { BadRequestError } from '../errors.ts'
 import type { Bus, EventRow, Subscriber } from './bus.ts'
 
 export interface SseStreamOptions {
@@ -37,6 +38,7 @@ export function sseResponse(opts: SseStreamOptions): Response {
   // catch up what was committed meanwhile → live.
   let phase: 'replay' | 'catchup' | 'live' = 'replay'
   let done = false
+  let ctl: ReadableStreamDefaultController<Uint8Array> | null = null
   const finish = (controller: ReadableStreamDefaultController<Uint8Array>, reason: string) => {
     if (done) return
     done = true
@@ -48,9 +50,20 @@ export function sseResponse(opts: SseStreamOptions): Response {
       // Already closed by the client.
     }
   }
+  const subscribe = () => {
+    const s = opts.bus.subscribe(opts.sessionId, opts.filter)
+    // Cut off (too far behind) or shut down: the response ends now, not at a next pull a
+    // stalled client would never make, so the listener reconnects with Last-Event-ID.
+    void s.closed.then((reason) => {
+      if (reason !== 'closed' && ctl) finish(ctl, reason)
+    })
+    return s
+  }
   const stream = new ReadableStream<Uint8Array>(
     {
       start(controller) {
+        ctl = controller
+        if (opts.signal.aborted) return finish(controller, 'aborted')
         // Bun sends no headers until the first body chunk: send one at once.
         controller.enqueue(encoder.encode(opts.preamble ?? ': connected\n\n'))
         opts.signal.addEventListener('abort', () => finish(controller, 'aborted'), { once: true })
@@ -77,7 +90,7 @@ export function sseResponse(opts: SseStreamOptions): Response {
             if (ended) return finish(controller, 'last')
             if (rows.length < opts.replayPageSize) {
               if (phase === 'replay') {
-                sub = opts.bus.subscribe(opts.sessionId, opts.filter)
+                sub = subscribe()
                 phase = 'catchup'
                 // The catch-up read must see everything the bus will not send (bus.ts).
                 await sub.ready
@@ -131,13 +144,23 @@ export function sseResponse(opts: SseStreamOptions): Response {
 export const frameText = (event: string | null, id: number | null, data: unknown) =>
   `${event ? `event: ${event}\n` : ''}${id === null ? '' : `id: ${id}\n`}data: ${JSON.stringify(data)}\n\n`
 
-/** A cursor from `Last-Event-ID` or a query parameter; the larger wins when both are given. */
-export function cursorFrom(...values: (string | number | null | undefined)[]): number | null {
-  let best: number | null = null
-  for (const v of values) {
-    if (v === null || v === undefined || v === '') continue
-    const n = typeof v === 'number' ? v : Number(v)
-    if (Number.isSafeInteger(n) && n >= 0) best = best === null ? n : Math.max(best, n)
+/**
+ * A stream's cursor from its `Last-Event-ID` header and its query parameter (already checked by
+ * its schema): the larger wins when both are given; null when neither is. A header that is not
+ * a whole number from 0 is a 400, as a bad query parameter is.
+ */
+export function cursorFrom(
+  lastEventId: string | undefined,
+  query: number | undefined,
+): number | null {
+  let cursor = query ?? null
+  if (lastEventId !== undefined && lastEventId !== '') {
+    const n = /^\d{1,16}$/.test(lastEventId.trim()) ? Number(lastEventId.trim()) : NaN
+    if (!Number.isSafeInteger(n))
+      throw new BadRequestError(
+        `Last-Event-ID: expected a whole number from 0 (a sequence_num), got ${JSON.stringify(lastEventId)}`,
+      )
+    cursor = cursor === null ? n : Math.max(cursor, n)
   }
-  return best
+  return cursor
 }

@@ -69,23 +69,17 @@ export function createWorkerMcp(deps: WorkerMcpDeps) {
     },
 
     /** One HTTP request of a worker's MCP client; the caller has checked its token. */
-    async handle(turnId: string, request: Request): Promise<Response> {
+    async handle(turnId: string, request: Request, body: unknown): Promise<Response> {
       const w = workers.get(turnId)
       if (!w) return rpcError(404, -32001, 'no MCP server for this worker (its turn has ended)')
       const sessionId = request.headers.get('mcp-session-id')
       if (sessionId) {
         const s = w.sessions.get(sessionId)
         if (!s) return rpcError(404, -32001, 'Session not found')
-        return s.transport.handleRequest(request)
+        return s.transport.handleRequest(request, { parsedBody: body })
       }
       if (request.method !== 'POST')
         return rpcError(405, -32000, 'open a session with initialize first')
-      let body: unknown
-      try {
-        body = await request.json()
-      } catch {
-        return rpcError(400, -32700, 'Parse error: the body is not JSON')
-      }
       const first = (Array.isArray(body) ? body[0] : body) as { method?: string; id?: unknown }
       if (first?.method !== 'initialize')
         // Claude Code first tries `server/discover` (protocol 2026-07-28) and falls back to

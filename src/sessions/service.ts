@@ -11,6 +11,7 @@ import type { SessionRow } from '../db/schema.ts'
 import { ConflictError, NotFoundError } from '../errors.ts'
 import { newSessionId } from '../ids.ts'
 import { signWorkerToken } from '../auth/worker-token.ts'
+import type { Generations } from './generations.ts'
 
 export interface CreateSessionInput {
   id?: string
@@ -32,8 +33,10 @@ export interface BridgeResult {
 export function createSessionService(deps: {
   db: Db
   tokenKey: Uint8Array
+  /** Lifetime of an externally bridged worker's token. */
   tokenTtlSeconds: number
   publicUrl: () => string
+  generations: Generations
 }) {
   const { db } = deps
 
@@ -89,24 +92,28 @@ export function createSessionService(deps: {
 
     /**
      * Starts a new worker generation: bumps the epoch (fencing every older worker with 409),
-     * registers the worker row and issues its token, atomically.
+     * registers the worker row and issues its token, atomically; then every older generation
+     * ends (its open streams too). A worker the broker starts gets a token that lives only as
+     * long as its turn may (`ttlSeconds`); an external one the configured lifetime.
      */
-    async bridge(id: string): Promise<BridgeResult> {
+    async bridge(id: string, opts: { ttlSeconds?: number } = {}): Promise<BridgeResult> {
+      const ttl = opts.ttlSeconds ?? deps.tokenTtlSeconds
       const { epoch, session } = await db.transaction(async (t) => {
         const epoch = await bumpSessionEpoch(t, id)
         if (epoch === null) throw new NotFoundError(`session ${id} not found`)
         await insertWorker(t, id, epoch)
         return { epoch, session: (await getSession(t, id))! }
       })
+      await deps.generations.superseded(id, epoch)
       const { token } = await signWorkerToken(
         deps.tokenKey,
         { sid: id, wid: session.workspaceId, epoch },
-        deps.tokenTtlSeconds,
+        ttl,
       )
       return {
         workerJwt: token,
         apiBaseUrl: `${deps.publicUrl()}/v1/sessions/${id}`,
-        expiresIn: deps.tokenTtlSeconds,
+        expiresIn: ttl,
         workerEpoch: epoch,
         session,
       }

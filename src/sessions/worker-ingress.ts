@@ -17,6 +17,7 @@ import { ConflictError, NotFoundError } from '../errors.ts'
 import type { Bus, EventRow } from '../events/bus.ts'
 import { eventTypeOf, type AppendItem, type EventLog } from '../events/log.ts'
 import { frameText, sseResponse } from '../events/sse.ts'
+import type { Generations } from './generations.ts'
 
 const REPLAY_PAGE = 500
 const INTERNAL_PAGE = 1000
@@ -43,6 +44,7 @@ export function createWorkerIngress(deps: {
   db: Db
   events: EventLog
   bus: Bus
+  generations: Generations
   keepaliveMs: number
   /** The turn a worker of this epoch runs, to tag its events (null outside turns). */
   turnIdFor?: (sessionId: string, epoch: number) => Promise<string | null>
@@ -67,6 +69,9 @@ export function createWorkerIngress(deps: {
   }
 
   return {
+    /** 409 for a stale epoch, 401 for an ended generation: what every worker request checks. */
+    requireCurrent: (claims: WorkerClaims) => fenced(claims, claims.epoch, async () => {}),
+
     async getWorker(claims: WorkerClaims) {
       return fenced(claims, claims.epoch, async (tx) => {
         const row = await getWorker(tx, claims.sid, claims.epoch)
@@ -154,9 +159,18 @@ export function createWorkerIngress(deps: {
      * one (a fresh process): what no earlier worker consumed (PROTOCOL.md §3), then live.
      */
     async stream(claims: WorkerClaims, cursor: number | null, signal: AbortSignal) {
-      await fenced(claims, claims.epoch, async () => {})
+      // Tracked before the check: a generation that ends in between still ends this stream.
+      const ended = new AbortController()
+      const untrack = deps.generations.track(claims.sid, claims.epoch, () => ended.abort())
+      try {
+        await fenced(claims, claims.epoch, async () => {})
+      } catch (err) {
+        untrack()
+        throw err
+      }
       const turnId = (await deps.turnIdFor?.(claims.sid, claims.epoch)) ?? undefined
       return sseResponse({
+        onClose: untrack,
         bus: deps.bus,
         sessionId: claims.sid,
         filter: forWorker(turnId ?? null),
@@ -171,7 +185,7 @@ export function createWorkerIngress(deps: {
         replayPageSize: REPLAY_PAGE,
         frame: (e) => frameText('client_event', e.seq, clientEnvelope(e)),
         keepaliveMs: deps.keepaliveMs,
-        signal,
+        signal: AbortSignal.any([signal, ended.signal]),
       })
     },
   }

@@ -7,6 +7,7 @@ import type { Bus, EventRow } from '../events/bus.ts'
 import type { EventLog } from '../events/log.ts'
 import type { Logger } from '../log.ts'
 import type { TurnSpec, WorkerDirs, WorkerRun, WorkerTransport } from '../worker/transport.ts'
+import type { Generations } from '../sessions/generations.ts'
 import type { TurnDirectory } from './directory.ts'
 import {
   cancelled,
@@ -17,6 +18,9 @@ import {
   type Outcome,
 } from './outcome.ts'
 import { prepareWorkdirs } from './workdirs.ts'
+
+/** A worker token outlives its turn's maximum duration by this much (stop, push, result). */
+const TOKEN_MARGIN_SECONDS = 300
 
 export type StopReason = 'cancel' | 'lease-lost' | 'shutdown'
 
@@ -56,6 +60,7 @@ export function createTurnExecutor(deps: {
   /** Why there is no transport, for the turn's error. */
   unavailable?: string
   directory: TurnDirectory
+  generations: Generations
   owner: string
   log: Logger
   hooks?: TurnHooks
@@ -115,6 +120,7 @@ export function createTurnExecutor(deps: {
     const work = await prepareWorkdirs(deps.runDir, session.id)
     const releases: (() => Promise<void>)[] = [work.cleanup]
     let run: WorkerRun | null = null
+    let epoch: number | null = null
     try {
       let extra: Awaited<ReturnType<NonNullable<TurnHooks['prepare']>>>
       try {
@@ -123,6 +129,7 @@ export function createTurnExecutor(deps: {
         return failed((err as Error).message)
       }
       if (extra.release) releases.unshift(extra.release)
+      const maxMs = Number(turn.metadata.max_duration_ms ?? deps.turnMaxMs)
       const spec: TurnSpec = {
         turn,
         session,
@@ -131,9 +138,11 @@ export function createTurnExecutor(deps: {
         extraArgs: extra.extraArgs ?? [],
         mcpServers: extra.mcpServers ?? {},
         extraEnv: extra.extraEnv ?? {},
-        onEpoch: async (epoch) => {
-          deps.directory.register(session.id, epoch, turn.id)
-          await updateTurn(db, turn.id, { workerEpoch: epoch })
+        tokenTtlSeconds: Math.ceil(maxMs / 1000) + TOKEN_MARGIN_SECONDS,
+        onEpoch: async (e) => {
+          epoch = e
+          deps.directory.register(session.id, e, turn.id)
+          await updateTurn(db, turn.id, { workerEpoch: e })
         },
         log,
       }
@@ -146,7 +155,6 @@ export function createTurnExecutor(deps: {
       await updateTurn(db, turn.id, { workerPid: r.pid })
       log.info('worker started', { pid: r.pid, epoch: r.epoch, transport: deps.transport.name })
 
-      const maxMs = Number(turn.metadata.max_duration_ms ?? deps.turnMaxMs)
       const ac = new AbortController()
       // A timer cleared when the turn ends: a pending Bun.sleep would hold the turn for maxMs.
       let timer: Timer | undefined
@@ -205,6 +213,11 @@ export function createTurnExecutor(deps: {
       }
     } finally {
       watch.close()
+      // The worker is gone: its token must not open anything any more.
+      if (epoch !== null)
+        await deps.generations
+          .close(session.id, epoch)
+          .catch((err) => log.error('could not end the worker generation', { err }))
       for (const release of releases)
         await release().catch((err) => log.error('turn cleanup failed', { err }))
     }

@@ -11,7 +11,6 @@ import type { TurnRow } from '../db/schema.ts'
 import { ConflictError, NotFoundError, QueueFullError, UnavailableError } from '../errors.ts'
 import type { EventLog } from '../events/log.ts'
 import { newTurnId } from '../ids.ts'
-import type { SessionService } from '../sessions/service.ts'
 import { cancelled, finishTurn, isTerminal } from './outcome.ts'
 
 export interface EnqueueInput {
@@ -31,7 +30,6 @@ export interface EnqueueInput {
 export function createTurnQueue(deps: {
   db: Db
   events: EventLog
-  sessions: SessionService
   depth: number
   /** Why turns cannot run here (no Claude Code binary), or null. */
   unavailable: string | null
@@ -48,59 +46,51 @@ export function createTurnQueue(deps: {
     opts: { within?: (tx: Db, turnId: string) => Promise<void> } = {},
   ): Promise<TurnRow> {
     if (deps.unavailable) throw new UnavailableError(deps.unavailable)
-    let session = await getSession(db, input.sessionId)
-    if (!session) {
-      session = (
-        await deps.sessions.create({
-          id: input.sessionId,
-          workspaceId: input.workspaceId,
-          source: input.source ?? (input.imChannelId ? 'im' : 'api'),
-        })
-      ).session
-    }
-    if (session.workspaceId !== input.workspaceId)
-      throw new ConflictError(
-        `session ${session.id} belongs to workspace ${session.workspaceId}, not ${input.workspaceId}`,
-      )
+    const sessionId = input.sessionId
     const id = newTurnId()
     const uuid = crypto.randomUUID()
+    const payload: Record<string, unknown> = {
+      type: 'user',
+      message: { role: 'user', content: input.userMessage },
+      parent_tool_use_id: null,
+      session_id: null,
+      uuid,
+    }
     let turn: TurnRow | null = null
-    await deps.events.append(
-      session.id,
-      [
-        {
-          payload: {
-            type: 'user',
-            message: { role: 'user', content: input.userMessage },
-            parent_tool_use_id: null,
-            session_id: session.claudeSessionId,
-            uuid,
-          },
-        },
-      ],
-      {
-        source: 'client',
-        turnId: id,
-        within: async (tx) => {
-          const queued = await countQueuedTurns(tx, session.id)
-          if (queued >= deps.depth)
-            throw new QueueFullError(
-              `session ${session.id} already has ${queued} turns waiting (limit ${deps.depth})`,
-              5,
-            )
-          await opts.within?.(tx, id)
-          turn = await insertTurn(tx, {
-            id,
-            sessionId: session.id,
-            workspaceId: session.workspaceId,
-            userEventId: uuid,
-            imChannelId: input.imChannelId ?? null,
-            imUserId: input.imUserId ?? null,
-            metadata: input.metadata ?? {},
-          })
-        },
+    // One transaction: a new session, the user message and the turn row commit together or not
+    // at all, and the depth check holds under the session lock.
+    await deps.events.append(sessionId, [{ payload }], {
+      source: 'client',
+      turnId: id,
+      ensureSession: {
+        id: sessionId,
+        workspaceId: input.workspaceId,
+        source: input.source ?? (input.imChannelId ? 'im' : 'api'),
       },
-    )
+      within: async (tx, session) => {
+        if (session.workspaceId !== input.workspaceId)
+          throw new ConflictError(
+            `session ${sessionId} belongs to workspace ${session.workspaceId}, not ${input.workspaceId}`,
+          )
+        payload.session_id = session.claudeSessionId
+        const queued = await countQueuedTurns(tx, sessionId)
+        if (queued >= deps.depth)
+          throw new QueueFullError(
+            `session ${sessionId} already has ${queued} turns waiting (limit ${deps.depth})`,
+            5,
+          )
+        await opts.within?.(tx, id)
+        turn = await insertTurn(tx, {
+          id,
+          sessionId,
+          workspaceId: session.workspaceId,
+          userEventId: uuid,
+          imChannelId: input.imChannelId ?? null,
+          imUserId: input.imUserId ?? null,
+          metadata: input.metadata ?? {},
+        })
+      },
+    })
     deps.wake()
     return turn!
   }
@@ -140,8 +130,12 @@ export function createTurnQueue(deps: {
     enqueue,
     get,
     cancel,
-    list: (sessionId: string, before: string | undefined, limit: number) =>
-      listSessionTurns(db, sessionId, { before, limit }),
+    /** A session's turns, newest first; 404 for an unknown session. */
+    async list(sessionId: string, before: string | undefined, limit: number) {
+      if (!(await getSession(db, sessionId)))
+        throw new NotFoundError(`session ${sessionId} not found`)
+      return listSessionTurns(db, sessionId, { before, limit })
+    },
   }
 }
 

@@ -209,8 +209,9 @@ export function createTurnRunner(deps: {
   }
 
   return {
-    async start() {
-      await recover()
+    /** Recovers what dead brokers left; run before this broker serves workers. */
+    recover,
+    start() {
       every(Math.max(100, Math.floor(deps.leaseMs / 3)), renew, 'lease renewal')
       every(deps.leaseMs, recover, 'turn recovery')
       void loop()

@@ -2,11 +2,15 @@ import { Cron } from 'croner'
 import type { Db } from '../db/handle.ts'
 import {
   cancelScheduledTask,
+  countActiveTasks,
+  getScheduledTask,
   insertScheduledTask,
+  listAllScheduledTasks,
   listScheduledTasks,
 } from '../db/repos/schedules.ts'
+import { lockSession } from '../db/repos/sessions.ts'
 import type { ScheduledTaskRow } from '../db/schema.ts'
-import { BadRequestError, NotFoundError } from '../errors.ts'
+import { BadRequestError, ConflictError, NotFoundError } from '../errors.ts'
 
 export interface NewTask {
   sessionId: string
@@ -24,6 +28,34 @@ export interface NewTask {
 export function nextCronRun(cron: string, timezone: string, after: Date): Date | null {
   return new Cron(cron, { timezone, paused: true }).nextRun(after)
 }
+
+/** The shortest time between firings over the next few (a cron's gaps may vary). */
+function shortestGapMs(cron: string, timezone: string, first: Date): number | null {
+  const job = new Cron(cron, { timezone, paused: true })
+  const runs = [first, ...job.nextRuns(8, first)]
+  let shortest: number | null = null
+  for (let i = 1; i < runs.length; i++) {
+    const gap = runs[i]!.getTime() - runs[i - 1]!.getTime()
+    if (shortest === null || gap < shortest) shortest = gap
+  }
+  return shortest
+}
+
+/** A task as callers and workers see it. */
+export const taskJson = (t: ScheduledTaskRow) => ({
+  task_id: t.id,
+  session_id: t.sessionId,
+  workspace_id: t.workspaceId,
+  prompt: t.prompt,
+  cron: t.cron,
+  run_at: t.runAt?.toISOString() ?? null,
+  timezone: t.timezone,
+  state: t.state,
+  next_run_at: t.nextRunAt?.toISOString() ?? null,
+  runs: t.runs,
+  last_run_at: t.lastRunAt?.toISOString() ?? null,
+  created_at: t.createdAt.toISOString(),
+})
 
 function checkTimezone(timezone: string) {
   try {
@@ -44,7 +76,13 @@ const newTaskId = () => `task_${Bun.randomUUIDv7().replaceAll('-', '')}`
  * A session's scheduled tasks, in the database only: create (checked), list and cancel. The
  * scheduler (scheduler.ts) fires them.
  */
-export function createScheduleTasks(deps: { db: Db }) {
+export function createScheduleTasks(deps: {
+  db: Db
+  /** The shortest time between two firings of a cron task. */
+  minIntervalSeconds: number
+  /** Active tasks one session may have. */
+  maxTasks: number
+}) {
   const { db } = deps
 
   async function create(input: NewTask): Promise<ScheduledTaskRow> {
@@ -68,6 +106,12 @@ export function createScheduleTasks(deps: { db: Db }) {
         throw new BadRequestError(
           `cron "${input.cron}" never fires again; give one with a future time`,
         )
+      const gapMs = shortestGapMs(input.cron, timezone, nextRunAt)
+      if (gapMs !== null && gapMs < deps.minIntervalSeconds * 1000)
+        throw new BadRequestError(
+          `cron "${input.cron}" fires every ${gapMs / 1000} s, more often than the minimum ` +
+            `interval of ${deps.minIntervalSeconds} s; give a slower schedule`,
+        )
     } else {
       // Without an offset, Date would read it in the broker's own zone, not the caller's.
       runAt = ISO_WITH_OFFSET.test(input.runAt!) ? new Date(input.runAt!) : new Date(NaN)
@@ -84,28 +128,47 @@ export function createScheduleTasks(deps: { db: Db }) {
         )
       nextRunAt = runAt
     }
-    return insertScheduledTask(db, {
-      id: newTaskId(),
-      sessionId: input.sessionId,
-      workspaceId: input.workspaceId,
-      prompt: input.prompt,
-      cron: input.cron ?? null,
-      runAt,
-      timezone,
-      nextRunAt,
-      imChannelId: input.imChannelId ?? null,
-      imUserId: input.imUserId ?? null,
-      createdByTurn: input.createdByTurn ?? null,
+    // Counted and inserted under the session's row lock, so concurrent creates keep the limit.
+    return db.transaction(async (t) => {
+      const session = await lockSession(t, input.sessionId)
+      if (!session) throw new NotFoundError(`session ${input.sessionId} not found`)
+      const active = await countActiveTasks(t, input.sessionId)
+      if (active >= deps.maxTasks)
+        throw new ConflictError(
+          `this session already has ${active} active scheduled tasks (limit ${deps.maxTasks}); ` +
+            'cancel one before creating another',
+        )
+      return insertScheduledTask(t, {
+        id: newTaskId(),
+        sessionId: input.sessionId,
+        workspaceId: input.workspaceId,
+        prompt: input.prompt,
+        cron: input.cron ?? null,
+        runAt,
+        timezone,
+        nextRunAt,
+        imChannelId: input.imChannelId ?? null,
+        imUserId: input.imUserId ?? null,
+        createdByTurn: input.createdByTurn ?? null,
+      })
     })
   }
 
   return {
     create,
     list: (sessionId: string) => listScheduledTasks(db, sessionId),
-    async cancel(sessionId: string, id: string) {
+    /** Tasks of every session, newest first (an operator's view). */
+    listAll: (opts: { workspaceId?: string; state?: string; before?: string; limit: number }) =>
+      listAllScheduledTasks(db, opts),
+    get: (id: string) => getScheduledTask(db, id),
+    /** Cancels an active task; `sessionId` limits it to that session's tasks (a worker's). */
+    async cancel(sessionId: string | null, id: string) {
       const task = await cancelScheduledTask(db, sessionId, id)
-      if (!task) throw new NotFoundError(`no active scheduled task ${id} in this session`)
-      return task
+      if (task) return task
+      const existing = await getScheduledTask(db, id)
+      if (!existing || (sessionId !== null && existing.sessionId !== sessionId))
+        throw new NotFoundError(`no scheduled task ${id}${sessionId ? ' in this session' : ''}`)
+      throw new ConflictError(`scheduled task ${id} is already ${existing.state}`)
     },
   }
 }

@@ -23,11 +23,15 @@ export function createCcrTransport(deps: {
   db: Db
   sessions: SessionService
   events: EventLog
+  /** This broker's own URL: the worker talks to the broker that started it. */
+  localUrl: () => string
 }): WorkerTransport {
   return {
     name: 'ccr',
     async start(spec: TurnSpec): Promise<WorkerRun> {
-      const bridge = await deps.sessions.bridge(spec.session.id)
+      const bridge = await deps.sessions.bridge(spec.session.id, {
+        ttlSeconds: spec.tokenTtlSeconds,
+      })
       await spec.onEpoch(bridge.workerEpoch)
       const resume =
         (
@@ -40,7 +44,7 @@ export function createCcrTransport(deps: {
       const args = [
         '--print',
         '--sdk-url',
-        bridge.apiBaseUrl,
+        `${deps.localUrl()}/v1/sessions/${spec.session.id}`,
         ...baseArgs(spec, resume),
         ...(await mcpConfigArgs(spec, bridge.workerJwt)),
       ]

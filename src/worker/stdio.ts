@@ -1,5 +1,5 @@
 import { access } from 'node:fs/promises'
-import { StaleEpochError } from '../errors.ts'
+import { GenerationClosedError, StaleEpochError } from '../errors.ts'
 import type { AppendItem, EventLog } from '../events/log.ts'
 import type { SessionService } from '../sessions/service.ts'
 import {
@@ -29,7 +29,9 @@ export function createStdioTransport(deps: {
     async start(spec: TurnSpec): Promise<WorkerRun> {
       // A new epoch fences any worker of an earlier generation still posting (and gives the
       // turn a token for its MCP server).
-      const bridge = await deps.sessions.bridge(spec.session.id)
+      const bridge = await deps.sessions.bridge(spec.session.id, {
+        ttlSeconds: spec.tokenTtlSeconds,
+      })
       await spec.onEpoch(bridge.workerEpoch)
       const transcript = transcriptPath(
         spec.dirs.configDir,

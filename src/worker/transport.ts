@@ -23,6 +23,8 @@ export interface TurnSpec {
   mcpServers: Record<string, string>
   /** Extra environment for this worker. */
   extraEnv: Record<string, string>
+  /** Lifetime of the worker's token: as long as the turn may run, and a margin. */
+  tokenTtlSeconds: number
   /** Called with the worker's epoch before the process starts, so its events are tagged. */
   onEpoch(epoch: number): Promise<void>
   log: Logger

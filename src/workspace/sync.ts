@@ -12,6 +12,18 @@ export interface SyncDirs {
   configDir: string
   /** `project/` → the working directory. */
   projectDir: string
+  /**
+   * Claude Code keeps a session's transcripts under `projects/<its working directory's key>`,
+   * a path that differs between replicas (each has its own run directory). The store keeps them
+   * under a key of the session instead: `stored` there is `local` in the config directory.
+   */
+  transcripts?: { local: string; stored: string }
+}
+
+/** Maps `projects/<from>/…` to `projects/<to>/…`; other paths stay. */
+function renameProject(path: string, from: string, to: string): string {
+  const prefix = `projects/${from}/`
+  return path.startsWith(prefix) ? `projects/${to}/${path.slice(prefix.length)}` : path
 }
 
 export interface PullResult {
@@ -166,8 +178,11 @@ export function createWorkspaceSync(deps: {
           await mapLimit(entries, CONCURRENCY, async (entry) => {
             // Store paths are checked relative paths, and the directories are new and hold no
             // symlink. resolveInside would read a leading "~" as home and "\" as a separator.
-            const segments = checkStorePath(entry.path).slice(1)
+            let segments = checkStorePath(entry.path).slice(1)
             if (segments.length === 0) return
+            const t = dirs.transcripts
+            if (tree.key === 'config' && t)
+              segments = renameProject(segments.join('/'), t.stored, t.local).split('/')
             const content = await store.read(workspaceId, entry.path)
             const target = join(root, ...segments)
             await mkdir(dirname(target), { recursive: true })
@@ -207,8 +222,11 @@ export function createWorkspaceSync(deps: {
         const root = tree.key === 'config' ? dirs.configDir : dirs.projectDir
         const after = (await scanTree(root)).files
         const diff = diffManifests(before[tree.key], after)
+        const t = tree.key === 'config' ? dirs.transcripts : undefined
+        const stored = (rel: string) =>
+          `${tree.prefix}/${t ? renameProject(rel, t.local, t.stored) : rel}`
         for (const rel of [...diff.added, ...diff.changed]) {
-          const path = `${tree.prefix}/${rel}`
+          const path = stored(rel)
           if (NEVER.has(path)) continue
           const bytes = new Uint8Array(await readFile(join(root, rel)))
           if (containsSecret(bytes, secrets)) {
@@ -217,7 +235,7 @@ export function createWorkspaceSync(deps: {
           }
           written.push({ path, bytes })
         }
-        for (const rel of diff.deleted) deleted.push(`${tree.prefix}/${rel}`)
+        for (const rel of diff.deleted) deleted.push(stored(rel))
       }
       if (skipped.length > 0)
         log.warn('files holding a secret were not stored in the workspace', {

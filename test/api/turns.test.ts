@@ -173,10 +173,10 @@ describe.each(TRANSPORTS)('turn API on %s', (transport) => {
     expect(page1.body).toEqual({ data: [got.body.turn], next_cursor: ids[1] })
     const page2 = await b.api('GET', `/v1/sessions/${sessionId}/turns?limit=1&cursor=${ids[1]}`)
     expect(page2.body).toEqual({ data: [turnOf(ids[0], 'echo: one')], next_cursor: null })
-    // Another session's list is empty.
-    expect((await b.api('GET', `/v1/sessions/${newSessionId()}/turns`)).body).toEqual({
-      data: [],
-      next_cursor: null,
+    // A session that does not exist has no list.
+    const unknown = newSessionId()
+    expect((await b.api('GET', `/v1/sessions/${unknown}/turns`)).body).toEqual({
+      error: `session ${unknown} not found`,
     })
   })
 
@@ -307,10 +307,7 @@ describe.each(TRANSPORTS)('turn API on %s', (transport) => {
     })
     // Nothing was created: no session, no turns.
     expect((await b.api('GET', `/v1/sessions/${sessionId}`)).status).toBe(404)
-    expect((await b.api('GET', `/v1/sessions/${sessionId}/turns`)).body).toEqual({
-      data: [],
-      next_cursor: null,
-    })
+    expect((await b.api('GET', `/v1/sessions/${sessionId}/turns`)).status).toBe(404)
     // The contrast: the same body, valid, is accepted.
     expect((await b.api('POST', '/api/v2/turns', valid)).status).toBe(202)
   })

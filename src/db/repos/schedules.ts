@@ -16,9 +16,10 @@ export async function listScheduledTasks(db: Db, sessionId: string): Promise<Sch
     .orderBy(desc(scheduledTasks.createdAt))
 }
 
+/** Cancels an active task (of `sessionId` only, when given); null when there is none. */
 export async function cancelScheduledTask(
   db: Db,
-  sessionId: string,
+  sessionId: string | null,
   id: string,
 ): Promise<ScheduledTaskRow | null> {
   const rows = await db
@@ -27,12 +28,41 @@ export async function cancelScheduledTask(
     .where(
       and(
         eq(scheduledTasks.id, id),
-        eq(scheduledTasks.sessionId, sessionId),
+        sessionId !== null ? eq(scheduledTasks.sessionId, sessionId) : undefined,
         eq(scheduledTasks.state, 'active'),
       ),
     )
     .returning()
   return rows[0] ?? null
+}
+
+export async function countActiveTasks(db: Db, sessionId: string): Promise<number> {
+  const rows = await db
+    .select({ n: sql<number>`count(*)::int` })
+    .from(scheduledTasks)
+    .where(and(eq(scheduledTasks.sessionId, sessionId), eq(scheduledTasks.state, 'active')))
+  return Number(rows[0]?.n ?? 0)
+}
+
+/** Tasks of all sessions, newest first; `before` is the id of the last task of a page. */
+export async function listAllScheduledTasks(
+  db: Db,
+  opts: { workspaceId?: string; state?: string; before?: string; limit: number },
+): Promise<ScheduledTaskRow[]> {
+  return db
+    .select()
+    .from(scheduledTasks)
+    .where(
+      and(
+        opts.workspaceId ? eq(scheduledTasks.workspaceId, opts.workspaceId) : undefined,
+        opts.state ? eq(scheduledTasks.state, opts.state) : undefined,
+        opts.before
+          ? sql`(${scheduledTasks.createdAt}, ${scheduledTasks.id}) < (select created_at, id from scheduled_tasks where id = ${opts.before})`
+          : undefined,
+      ),
+    )
+    .orderBy(desc(scheduledTasks.createdAt), desc(scheduledTasks.id))
+    .limit(opts.limit)
 }
 
 export async function getScheduledTask(db: Db, id: string): Promise<ScheduledTaskRow | null> {

@@ -1,7 +1,7 @@
 import { and, desc, eq, lt, sql } from 'drizzle-orm'
-import { NotFoundError, StaleEpochError } from '../../errors.ts'
+import { GenerationClosedError, NotFoundError, StaleEpochError } from '../../errors.ts'
 import type { Db } from '../handle.ts'
-import { sessions, type SessionRow } from '../schema.ts'
+import { sessions, sessionWorkers, type SessionRow } from '../schema.ts'
 
 export type NewSession = typeof sessions.$inferInsert
 
@@ -27,26 +27,36 @@ export async function findSessionByExternalId(
   return rows[0] ?? null
 }
 
+/** Sessions, newest created first; `before` is the id of the last session of a page. */
 export async function listSessions(
   db: Db,
   opts: { workspaceId?: string; before?: string; limit: number },
 ): Promise<SessionRow[]> {
   const filters = [
     opts.workspaceId ? eq(sessions.workspaceId, opts.workspaceId) : undefined,
-    opts.before ? lt(sessions.id, opts.before) : undefined,
+    opts.before
+      ? sql`(${sessions.createdAt}, ${sessions.id}) < (select created_at, id from sessions where id = ${opts.before})`
+      : undefined,
   ]
   return db
     .select()
     .from(sessions)
     .where(and(...filters))
-    .orderBy(desc(sessions.id))
+    .orderBy(desc(sessions.createdAt), desc(sessions.id))
     .limit(opts.limit)
 }
 
+/** What an append needs to know of its session, read under the row lock. */
+export type LockedSession = Pick<SessionRow, 'epoch' | 'workspaceId' | 'claudeSessionId'>
+
 /** Takes the session's row lock for the rest of the transaction: appends to one session serialize. */
-export async function lockSession(db: Db, id: string): Promise<{ epoch: number } | null> {
+export async function lockSession(db: Db, id: string): Promise<LockedSession | null> {
   const rows = await db
-    .select({ epoch: sessions.epoch })
+    .select({
+      epoch: sessions.epoch,
+      workspaceId: sessions.workspaceId,
+      claudeSessionId: sessions.claudeSessionId,
+    })
     .from(sessions)
     .where(eq(sessions.id, id))
     .for('update')
@@ -61,7 +71,7 @@ export async function lockSessionAtEpoch(
   db: Db,
   id: string,
   epoch?: number,
-): Promise<{ epoch: number }> {
+): Promise<LockedSession> {
   const session = await lockSession(db, id)
   if (!session) throw new NotFoundError(`session ${id} not found`)
   if (epoch !== undefined && epoch !== session.epoch)

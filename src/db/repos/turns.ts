@@ -26,16 +26,20 @@ export async function countQueuedTurns(db: Db, sessionId: string): Promise<numbe
   return Number(rows[0]?.n ?? 0)
 }
 
+/** A session's turns, newest enqueued first; `before` is the id of the last turn of a page. */
 export async function listSessionTurns(
   db: Db,
   sessionId: string,
   opts: { before?: string; limit: number },
 ): Promise<TurnRow[]> {
+  const after = opts.before
+    ? sql`(${turns.enqueuedAt}, ${turns.id}) < (select enqueued_at, id from turns where id = ${opts.before})`
+    : undefined
   return db
     .select()
     .from(turns)
-    .where(and(eq(turns.sessionId, sessionId), opts.before ? lt(turns.id, opts.before) : undefined))
-    .orderBy(desc(turns.id))
+    .where(and(eq(turns.sessionId, sessionId), after))
+    .orderBy(desc(turns.enqueuedAt), desc(turns.id))
     .limit(opts.limit)
 }
 

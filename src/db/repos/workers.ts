@@ -1,4 +1,4 @@
-import { and, eq, sql } from 'drizzle-orm'
+import { and, eq, isNull, lt, sql } from 'drizzle-orm'
 import type { Db } from '../handle.ts'
 import { sessionWorkers, type SessionWorkerRow } from '../schema.ts'
 
@@ -53,4 +53,34 @@ export async function touchWorkerHeartbeat(db: Db, sessionId: string, epoch: num
     .update(sessionWorkers)
     .set({ lastHeartbeatAt: sql`now()` })
     .where(and(eq(sessionWorkers.sessionId, sessionId), eq(sessionWorkers.epoch, epoch)))
+}
+
+/** Ends a worker generation: its token opens nothing any more. Answers whether it was open. */
+export async function closeWorker(db: Db, sessionId: string, epoch: number): Promise<boolean> {
+  const rows = await db
+    .update(sessionWorkers)
+    .set({ closedAt: sql`now()`, state: 'closed', updatedAt: sql`now()` })
+    .where(
+      and(
+        eq(sessionWorkers.sessionId, sessionId),
+        eq(sessionWorkers.epoch, epoch),
+        isNull(sessionWorkers.closedAt),
+      ),
+    )
+    .returning({ epoch: sessionWorkers.epoch })
+  return rows.length > 0
+}
+
+/** Ends every generation of a session older than `epoch` (a new bridge supersedes them). */
+export async function closeOlderWorkers(db: Db, sessionId: string, epoch: number): Promise<void> {
+  await db
+    .update(sessionWorkers)
+    .set({ closedAt: sql`now()`, state: 'closed', updatedAt: sql`now()` })
+    .where(
+      and(
+        eq(sessionWorkers.sessionId, sessionId),
+        lt(sessionWorkers.epoch, epoch),
+        isNull(sessionWorkers.closedAt),
+      ),
+    )
 }

@@ -1,9 +1,8 @@
 import type { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js'
 import type { CallToolResult } from '@modelcontextprotocol/sdk/types.js'
 import { z } from 'zod'
-import type { ScheduledTaskRow } from '../../db/schema.ts'
 import type { Logger } from '../../log.ts'
-import type { ScheduleTasks } from '../../turns/schedule-tasks.ts'
+import { taskJson, type ScheduleTasks } from '../../turns/schedule-tasks.ts'
 import type { WorkerContext } from '../context.ts'
 import { failure, textResult } from './result.ts'
 
@@ -11,18 +10,6 @@ export interface ScheduleToolsDeps {
   schedules: ScheduleTasks
   log?: Logger
 }
-
-const taskJson = (t: ScheduledTaskRow) => ({
-  task_id: t.id,
-  prompt: t.prompt,
-  cron: t.cron,
-  run_at: t.runAt?.toISOString() ?? null,
-  timezone: t.timezone,
-  state: t.state,
-  next_run_at: t.nextRunAt?.toISOString() ?? null,
-  runs: t.runs,
-  last_run_at: t.lastRunAt?.toISOString() ?? null,
-})
 
 /** create / list / cancel_scheduled_task: persisted tasks that start turns in this session. */
 export function registerScheduleTools(
