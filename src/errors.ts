@@ -143,3 +143,14 @@ export class UnavailableError extends BrokerError {
     this.name = 'UnavailableError'
   }
 }
+
+/**
+ * An outbound fetch the broker refused (scheme, address) or whose address did not answer; both
+ * carry the same message, so a worker cannot probe internal hosts through the broker.
+ */
+export class OutboundRefusedError extends UpstreamError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options)
+    this.name = 'OutboundRefusedError'
+  }
+}
