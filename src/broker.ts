@@ -22,6 +22,7 @@ import { createSessionService } from './sessions/service.ts'
 import { createWorkerIngress } from './sessions/worker-ingress.ts'
 import { createTurnDirectory } from './turns/directory.ts'
 import { createTurnExecutor } from './turns/executor.ts'
+import { createOutboundFetch } from './outbound/guard.ts'
 import { newOwnerId } from './turns/owner.ts'
 import { createPermissions } from './turns/permissions.ts'
 import { createTurnQueue } from './turns/queue.ts'
@@ -53,11 +54,12 @@ export interface Broker {
  */
 export async function startBroker(config: Readonly<Config>, log?: Logger): Promise<Broker> {
   const startedAt = performance.now()
-  // Everything the broker and its workers write (data dir, database, spool, run directories,
-  // workspaces, transcripts) is for this user only.
-  process.umask(0o077)
-  await mkdir(config.dataDir, { recursive: true, mode: 0o700 })
-  await chmod(config.dataDir, 0o700)
+  // What the broker keeps is for its user only, even where the embedding process's umask is
+  // looser (`serve` runs with umask 077 anyway; workers always do, see spawnClaude).
+  for (const dir of new Set([config.dataDir, config.runDir, config.workspaceDir])) {
+    await mkdir(dir, { recursive: true, mode: 0o700 })
+    await chmod(dir, 0o700)
+  }
   let logger = log ?? createLogger(config.logLevel)
   const database = await openDatabase({
     databaseUrl: config.databaseUrl,
@@ -136,6 +138,7 @@ export async function startBroker(config: Readonly<Config>, log?: Logger): Promi
           ? createImBridgeClient({ url: config.imBridgeUrl, secret: config.imBridgeSecret })
           : null,
       schedules: scheduleTasks,
+      fetch: createOutboundFetch({ allow: config.fetchAllow }),
       log: logger,
     })
     const store =

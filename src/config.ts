@@ -2,6 +2,7 @@ import ipaddr from 'ipaddr.js'
 import { isAbsolute, resolve } from 'node:path'
 import { bool, ConfigError, int, list, parseWorkerEnv, str, url, type Env } from './config-parse.ts'
 import type { LogLevel } from './log.ts'
+import { parseFetchAllow } from './outbound/addresses.ts'
 
 export { ConfigError } from './config-parse.ts'
 
@@ -172,6 +173,12 @@ export function loadConfig(env: Env, cwd: string = process.cwd()): Readonly<Conf
         `"${origin}" is not an origin; give scheme, host and port only, e.g. https://app.example`,
       )
   }
+  const fetchAllow = list(env, 'CCBROKER_FETCH_ALLOW')
+  try {
+    parseFetchAllow(fetchAllow)
+  } catch (err) {
+    throw new ConfigError('CCBROKER_FETCH_ALLOW', (err as Error).message)
+  }
   return Object.freeze({
     port: int(env, 'CCBROKER_PORT', 8085, 0, 65535),
     host,
@@ -185,7 +192,7 @@ export function loadConfig(env: Env, cwd: string = process.cwd()): Readonly<Conf
     allowNoAuth,
     corsOrigins: Object.freeze(corsOrigins),
     allowedHosts: Object.freeze(list(env, 'CCBROKER_ALLOWED_HOSTS').map((h) => h.toLowerCase())),
-    fetchAllow: Object.freeze(list(env, 'CCBROKER_FETCH_ALLOW')),
+    fetchAllow: Object.freeze(fetchAllow),
     maxBodyBytes: int(env, 'CCBROKER_MAX_BODY_BYTES', 16 * 1024 * 1024, 1024, 1024 ** 3),
     sseBufferEvents: int(env, 'CCBROKER_SSE_BUFFER', 1024, 1, 1_000_000),
     sseKeepaliveMs: int(env, 'CCBROKER_SSE_KEEPALIVE_MS', 15_000, 100, 3_600_000),

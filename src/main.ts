@@ -3,6 +3,8 @@ import { ConfigError, loadConfig } from './config.ts'
 import { createLogger } from './log.ts'
 
 const log = createLogger('info')
+// A broker's files (data dir, database, spool, workspaces) are for its user only.
+process.umask(0o077)
 try {
   const config = loadConfig(process.env)
   const broker = await startBroker(config)

@@ -11,6 +11,8 @@ const joseMessages: Record<string, string> = {
 }
 
 type Schema = {
+  /** The schema's own words for a value that does not fit, where it has them. */
+  error?: unknown
   anyOf?: Schema[]
   const?: unknown
   type?: string
@@ -46,7 +48,8 @@ function validationMessage(error: unknown): string {
   )[0]
   if (!nearest) return `${e.type ?? 'request'}: does not match the schema`
   const path = (nearest.path ?? '').replace(/^\//, '').replaceAll('/', '.')
-  const what = unionExpectation(nearest.schema) ?? nearest.summary ?? nearest.message
+  const own = typeof nearest.schema?.error === 'string' ? nearest.schema.error : null
+  const what = own ?? unionExpectation(nearest.schema) ?? nearest.summary ?? nearest.message
   return `${path || e.type || 'body'}: ${what ?? 'invalid value'}`
 }
 

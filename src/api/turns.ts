@@ -18,7 +18,12 @@ const TurnBody = t.Object({
   workspace_id: WORKSPACE_ID,
   user_message: t.Union(
     [t.String({ minLength: 1, maxLength: 1_000_000 }), t.Array(AnyObject(), { minItems: 1 })],
-    { description: 'Text, or content blocks as in the Messages API' },
+    {
+      description: 'Text, or content blocks as in the Messages API',
+      error:
+        'expected the message as non-empty text (at most 1,000,000 characters) or a non-empty ' +
+        'array of content blocks as in the Messages API',
+    },
   ),
   im_channel_id: t.Optional(t.String({ minLength: 1, maxLength: 500 })),
   im_user_id: t.Optional(t.String({ minLength: 1, maxLength: 500 })),

@@ -6,6 +6,7 @@ import { join } from 'node:path'
 import postgres from 'postgres'
 import type { Logger } from '../log.ts'
 import type { Database } from './handle.ts'
+import { privateTree } from '../private-tree.ts'
 import { lockDataDir } from './data-dir-lock.ts'
 import { migrate } from './migrate.ts'
 import { pgliteAssetOptions, pgliteSeed } from './pglite-assets.ts'
@@ -64,6 +65,7 @@ async function openPglite(opts: OpenOptions): Promise<Database> {
     })
     const db = drizzlePglite(pg, { schema })
     await migrate(db)
+    await privateTree(dir)
     return {
       db,
       driver: 'pglite',

@@ -3,6 +3,7 @@ import { WebStandardStreamableHTTPServerTransport } from '@modelcontextprotocol/
 import type { Logger } from '../log.ts'
 import type { ScheduleTasks } from '../turns/schedule-tasks.ts'
 import type { ExecutorRegistryClient } from './backends/executor-registry.ts'
+import type { FetchLike } from './backends/http.ts'
 import type { ImBridgeClient } from './backends/im-bridge.ts'
 import type { WorkerContext } from './context.ts'
 import { registerExecutorTools } from './tools/executor.ts'
@@ -13,6 +14,8 @@ import { registerWorkspaceTools } from './tools/workspace.ts'
 export interface WorkerMcpDeps {
   registry: ExecutorRegistryClient | null
   imBridge: ImBridgeClient | null
+  /** The outbound guard: how tools fetch URLs a worker names. */
+  fetch: FetchLike
   schedules: ScheduleTasks
   log: Logger
 }
@@ -42,7 +45,12 @@ export function createWorkerMcp(deps: WorkerMcpDeps) {
     if (deps.registry) registerExecutorTools(server, ctx, { registry: deps.registry, log })
     registerWorkspaceTools(server, ctx, { log })
     if (deps.imBridge)
-      registerImTools(server, ctx, { imBridge: deps.imBridge, registry: deps.registry, log })
+      registerImTools(server, ctx, {
+        imBridge: deps.imBridge,
+        registry: deps.registry,
+        fetch: deps.fetch,
+        log,
+      })
     registerScheduleTools(server, ctx, { schedules: deps.schedules, log })
     return server
   }

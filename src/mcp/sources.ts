@@ -1,4 +1,9 @@
-import { BadRequestError, PayloadTooLargeError, UpstreamError } from '../errors.ts'
+import {
+  BadRequestError,
+  OutboundRefusedError,
+  PayloadTooLargeError,
+  UpstreamError,
+} from '../errors.ts'
 import type { ExecutorRegistryClient } from './backends/executor-registry.ts'
 import { errorText, type FetchLike } from './backends/http.ts'
 
@@ -66,6 +71,8 @@ async function fetchCapped(url: string, deps: SourceDeps): Promise<Buffer> {
   if (deps.signal.aborted) controller.abort()
   deps.signal.addEventListener('abort', onAbort, { once: true })
   const fail = (err: unknown): never => {
+    // The guard's one answer for every refused or unreachable address, passed on as it is.
+    if (err instanceof OutboundRefusedError) throw err
     if (timedOut)
       throw new UpstreamError(
         `downloading ${shown} took longer than ${deps.fetchTimeoutMs} ms; ` +

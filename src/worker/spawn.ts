@@ -23,6 +23,22 @@ export async function* readLines(stream: ReadableStream<Uint8Array>): AsyncGener
   if (buffer) yield buffer
 }
 
+const spawnWorker = (opts: {
+  bin: string
+  args: string[]
+  env: Record<string, string>
+  cwd: string
+  stdin: boolean
+}) =>
+  Bun.spawn([opts.bin, ...opts.args], {
+    cwd: opts.cwd,
+    env: opts.env,
+    stdin: opts.stdin ? 'pipe' : 'ignore',
+    stdout: 'pipe',
+    stderr: 'pipe',
+    detached: true,
+  })
+
 /**
  * Starts Claude Code in its own process group (so the whole tree can be signalled), with exactly
  * the environment given (Bun.spawn's env replaces, it does not merge). Stderr goes to the log,
@@ -37,14 +53,16 @@ export function spawnClaude(opts: {
   log: Logger
   onStdoutLine?: (line: string) => void | Promise<void>
 }): SpawnedWorker {
-  const proc = Bun.spawn([opts.bin, ...opts.args], {
-    cwd: opts.cwd,
-    env: opts.env,
-    stdin: opts.stdin ? 'pipe' : 'ignore',
-    stdout: 'pipe',
-    stderr: 'pipe',
-    detached: true,
-  })
+  // The worker inherits the umask at spawn: its transcripts and files are its user's only,
+  // whatever the umask of the process that embeds the broker. Spawning is synchronous, so the
+  // broker's own umask is back before anything else runs.
+  const umask = process.umask(0o077)
+  let proc: ReturnType<typeof spawnWorker>
+  try {
+    proc = spawnWorker(opts)
+  } finally {
+    process.umask(umask)
+  }
   const tail: string[] = []
   const stderrDone = (async () => {
     for await (const line of readLines(proc.stderr as ReadableStream<Uint8Array>)) {

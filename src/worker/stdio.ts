@@ -74,9 +74,9 @@ export function createStdioTransport(deps: {
               turnId: spec.turn.id,
             })
           } catch (err) {
-            if (err instanceof StaleEpochError) {
+            if (err instanceof StaleEpochError || err instanceof GenerationClosedError) {
               fenced = true
-              spec.log.warn('stdio worker fenced by a newer epoch; stopping it', {
+              spec.log.warn('stdio worker fenced; stopping it', {
                 err: err.message,
               })
               worker.signal('SIGTERM')

@@ -212,7 +212,7 @@ describe.each(databases())(
         'workspace_id: ',
       )
       expect((await b.api('GET', '/v1/sessions?limit=0')).body.error).toStartWith('limit: ')
-      // Union fields say which values they take, not TypeBox's "'string', 'string'".
+      // Union fields answer in the schema's own words, not TypeBox's "'string', 'array'".
       expect(
         await b.api('POST', '/api/v2/turns', {
           session_id: 's',
@@ -221,7 +221,11 @@ describe.each(databases())(
         }),
       ).toMatchObject({
         status: 400,
-        body: { error: 'user_message: expected one of a non-empty string, a non-empty array' },
+        body: {
+          error:
+            'user_message: expected the message as non-empty text (at most 1,000,000 ' +
+            'characters) or a non-empty array of content blocks as in the Messages API',
+        },
       })
       expect(
         (

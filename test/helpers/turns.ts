@@ -99,6 +99,8 @@ export async function startTurnBroker(opts: {
   db: DatabaseKind
   transport: Transport
   env?: Record<string, string>
+  /** More environment for the fake workers (CCBROKER_WORKER_ENV), besides the record dir. */
+  workerEnv?: Record<string, string>
   log?: Logger
 }): Promise<TurnBroker> {
   const dir = await tempDir('ccb-fake-')
@@ -113,7 +115,11 @@ export async function startTurnBroker(opts: {
         CCBROKER_CLAUDE_BIN: await scenarioClaudeBin(dir.path),
         CCBROKER_WORKER_TRANSPORT: opts.transport,
         CCBROKER_STOP_GRACE_MS: '300',
-        CCBROKER_WORKER_ENV: `FAKE_CLAUDE_RECORD_DIR=${recordDir},FAKE_CLAUDE_CONTROL_URL=${control.url}`,
+        CCBROKER_WORKER_ENV: JSON.stringify({
+          FAKE_CLAUDE_RECORD_DIR: recordDir,
+          FAKE_CLAUDE_CONTROL_URL: control.url,
+          ...opts.workerEnv,
+        }),
         ...opts.env,
       },
       log: opts.log,

@@ -186,7 +186,7 @@ describe.each(TRANSPORTS)('a running worker’s MCP endpoint on %s', (transport)
     })
   })
 
-  test('when the turn ends its MCP server goes: an open MCP session and a new one with the same token → 404', async () => {
+  test('when the turn ends its MCP server goes and its token opens nothing: an open MCP session and a new one → 401', async () => {
     const ending = newSessionId('mcp-end')
     const turn = await hangingTurn(b, ending, WORKSPACE)
     await using mcp = await connectWorkerMcp(mcpUrl(b, ending), turn.token)
@@ -195,16 +195,20 @@ describe.each(TRANSPORTS)('a running worker’s MCP endpoint on %s', (transport)
     const cancelled = await b.api('POST', `/api/turns/${turn.turnId}/cancel`)
     expect(cancelled.body.turn.state).toBe('cancelled')
 
-    const gone = rpcError(-32001, 'no MCP server for this worker (its turn has ended)')
+    const { epoch } = JSON.parse(atob(turn.token.split('.')[1]!)) as { epoch: number }
+    const gone = rpcError(
+      -32001,
+      `worker generation ${epoch} has ended; its token is no longer valid`,
+    )
     const err = await mcp.client.listTools().then(
       () => null,
       (e: unknown) => e,
     )
     expect(err).toBeInstanceOf(StreamableHTTPError)
-    expect(sdkRefusal(err as StreamableHTTPError)).toEqual({ status: 404, body: gone })
+    expect(sdkRefusal(err as StreamableHTTPError)).toEqual({ status: 401, body: gone })
     expect(
       await refusedConnect(mcpUrl(b, ending), { authorization: `Bearer ${turn.token}` }),
-    ).toEqual({ status: 404, body: gone })
+    ).toEqual({ status: 401, body: gone })
   })
 })
 

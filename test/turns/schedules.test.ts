@@ -12,7 +12,8 @@ import { until } from '../helpers/until.ts'
 import { connectWorkerMcp, hangingTurn, mcpUrl, textOf } from '../helpers/worker-mcp.ts'
 
 const WORKSPACE = 'ws-sched'
-const POLL = { CCBROKER_SCHEDULER_POLL_MS: '50' }
+// Every-second crons are refused by default (60 s); these tests need them.
+const POLL = { CCBROKER_SCHEDULER_POLL_MS: '50', CCBROKER_SCHEDULE_MIN_INTERVAL_SECONDS: '1' }
 const ISO = expect.stringMatching(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/)
 
 type Mcp = Awaited<ReturnType<typeof connectWorkerMcp>>
@@ -76,6 +77,9 @@ describe.each(databases())('scheduled tasks on $name', (db) => {
       next_run_at: runAt,
       runs: 0,
       last_run_at: null,
+      session_id: s.sessionId,
+      workspace_id: WORKSPACE,
+      created_at: ISO,
     })
 
     // It fires while the holding turn still runs: its turn waits in the session's queue.
@@ -148,6 +152,9 @@ describe.each(databases())('scheduled tasks on $name', (db) => {
       next_run_at: expect.stringMatching(/\.000Z$/),
       runs: 0,
       last_run_at: null,
+      session_id: s.sessionId,
+      workspace_id: WORKSPACE,
+      created_at: ISO,
     })
     await until(async () => (await callJson(s.mcp, 'list_scheduled_tasks', {}))[0].runs >= 3, {
       what: 'three firings',
@@ -247,7 +254,7 @@ describe.each(databases())('scheduled tasks on $name', (db) => {
         result: { content: [{ type: 'text', text }], isError: true },
       })
     expect(await s.mcp.call('cancel_scheduled_task', { task_id: 'task_nope' })).toEqual({
-      content: [{ type: 'text', text: 'no active scheduled task task_nope in this session' }],
+      content: [{ type: 'text', text: 'no scheduled task task_nope in this session' }],
       isError: true,
     })
     expect(await callJson(s.mcp, 'list_scheduled_tasks', {})).toEqual([])

@@ -96,8 +96,12 @@ async function textTree(dir: string): Promise<Record<string, string>> {
 const claudeSessionId = async (b: TurnBroker, sessionId: string): Promise<string> =>
   (await b.api('GET', `/v1/sessions/${sessionId}`)).body.session.claude_session_id
 /** Where Claude Code keeps a session's transcript, relative to its config dir. */
-const transcriptOf = (b: TurnBroker, sessionId: string, claudeId: string) =>
-  `projects/${join(b.dataDir, 'run', sessionId, 'project').replace(/[^A-Za-z0-9]/g, '-')}/${claudeId}.jsonl`
+/**
+ * Where the store keeps a stdio session's transcript: under a key of the session, not of the
+ * replica's working directory (which Claude Code uses locally).
+ */
+const transcriptOf = (sessionId: string, claudeId: string) =>
+  `projects/ccbroker-session-${sessionId}/${claudeId}.jsonl`
 
 describe.each(TRANSPORTS)('workspace sync around turns on %s with the local store', (transport) => {
   let b: TurnBroker
@@ -136,7 +140,7 @@ describe.each(TRANSPORTS)('workspace sync around turns on %s with the local stor
       const claudeId = await claudeSessionId(b, sessionId)
       const stored = await textTree(join(dir.path, 'workspaces', ws))
       // A stdio worker keeps its transcript in its config dir; a CCR worker posts it to the broker.
-      const transcript = transcriptOf(b, sessionId, claudeId)
+      const transcript = transcriptOf(sessionId, claudeId)
       expect(Object.keys(stored).sort()).toEqual(
         transport === 'stdio'
           ? [`claude-home/${transcript}`, 'project/notes/plan.md']
@@ -225,9 +229,7 @@ describe.each(TRANSPORTS)('workspace sync around turns on %s with the local stor
 
         const stored = await textTree(join(dir.path, 'workspaces', ws))
         const transcripts = await Promise.all(
-          sessions.map(
-            async (s) => `claude-home/${transcriptOf(b, s, await claudeSessionId(b, s))}`,
-          ),
+          sessions.map(async (s) => `claude-home/${transcriptOf(s, await claudeSessionId(b, s))}`),
         )
         expect(Object.keys(stored).sort()).toEqual([...transcripts].sort())
         for (const [i, s] of sessions.entries())
@@ -310,7 +312,7 @@ describe.each(TRANSPORTS)('workspace sync around turns on %s with OpenViking', (
     const claudeId = await claudeSessionId(b, sessionId)
     const stored =
       transport === 'stdio'
-        ? [`claude-home/${transcriptOf(b, sessionId, claudeId)}`, 'project/src/main.py']
+        ? [`claude-home/${transcriptOf(sessionId, claudeId)}`, 'project/src/main.py']
         : ['project/src/main.py']
     expect(ov.storedPaths(ws)).toEqual(stored)
     const two = await runTurn(b, {

@@ -65,7 +65,8 @@ export async function lockSession(db: Db, id: string): Promise<LockedSession | n
 
 /**
  * Locks the session row (see lockSession) and fences a worker write: with `epoch`, it must be
- * the session's current epoch. Throws 404 for an unknown session, 409 for a stale epoch.
+ * the session's current epoch and that generation must not have ended. Throws 404 for an
+ * unknown session, 409 for a stale epoch, 401 for an ended generation.
  */
 export async function lockSessionAtEpoch(
   db: Db,
@@ -74,8 +75,13 @@ export async function lockSessionAtEpoch(
 ): Promise<LockedSession> {
   const session = await lockSession(db, id)
   if (!session) throw new NotFoundError(`session ${id} not found`)
-  if (epoch !== undefined && epoch !== session.epoch)
-    throw new StaleEpochError(epoch, session.epoch)
+  if (epoch === undefined) return session
+  if (epoch !== session.epoch) throw new StaleEpochError(epoch, session.epoch)
+  const worker = await db
+    .select({ closedAt: sessionWorkers.closedAt })
+    .from(sessionWorkers)
+    .where(and(eq(sessionWorkers.sessionId, id), eq(sessionWorkers.epoch, epoch)))
+  if (worker[0]?.closedAt) throw new GenerationClosedError(epoch)
   return session
 }
 

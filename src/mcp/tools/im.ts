@@ -14,8 +14,8 @@ export interface ImToolsDeps {
   imBridge: ImBridgeClient
   /** Reads `exe_<id>:/path` sources; without one such sources are refused. */
   registry: ExecutorRegistryClient | null
-  /** For http(s) sources; the global fetch by default. */
-  fetch?: FetchLike
+  /** For http(s) sources: the broker's outbound guard (no loopback or private addresses). */
+  fetch: FetchLike
   /** Largest image or file sent, from any source; default 20 MiB. */
   maxSourceBytes?: number
   /** Deadline for downloading an http(s) source; default 60 s. */
@@ -41,7 +41,7 @@ export function registerImTools(server: McpServer, ctx: WorkerContext, deps: ImT
   const load = (src: string, extra: ToolExtra, tool: string) =>
     loadSource(src, {
       registry: deps.registry,
-      fetch: deps.fetch ?? fetch,
+      fetch: deps.fetch,
       maxBytes,
       fetchTimeoutMs: deps.fetchTimeoutMs ?? 60_000,
       signal: extra.signal,

@@ -14,6 +14,12 @@ checkScenario(o)
 if (o.scenario === 'no-start') die(2, 'fake: cannot start')
 say(`fake-claude ${o.transport} started pid=${process.pid}`)
 say(`fake-claude scenario=${o.scenario} cwd=${process.cwd()}`)
+// A careless CLI that prints its credentials: the broker must keep them out of its log.
+if (o.env.FAKE_CLAUDE_LEAK_SECRETS === '1')
+  say(
+    `token=${o.env.CLAUDE_CODE_SESSION_ACCESS_TOKEN} key=${o.env.ANTHROPIC_API_KEY}` +
+      ` oauth=${o.env.CLAUDE_CODE_OAUTH_TOKEN}`,
+  )
 if (o.scenario === 'stubborn')
   for (const sig of ['SIGTERM', 'SIGINT', 'SIGHUP'] as const)
     process.on(sig, () => say(`fake-claude: ignoring ${sig}`))

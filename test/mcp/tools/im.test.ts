@@ -3,6 +3,7 @@ import { createExecutorRegistryClient } from '../../../src/mcp/backends/executor
 import { createImBridgeClient } from '../../../src/mcp/backends/im-bridge.ts'
 import type { WorkerContext } from '../../../src/mcp/context.ts'
 import { registerImTools } from '../../../src/mcp/tools/im.ts'
+import { createOutboundFetch } from '../../../src/outbound/guard.ts'
 import { startFakeExecutorRegistry } from '../../fakes/executor-registry.ts'
 import { startFileServer } from '../../fakes/file-server.ts'
 import { startFakeImBridge } from '../../fakes/im-bridge.ts'
@@ -48,6 +49,8 @@ async function startIm(
     registerImTools(server, options.ctx ?? imCtx, {
       imBridge: createImBridgeClient({ url: bridge.url, secret: options.bridgeSecret ?? secret }),
       registry: createExecutorRegistryClient({ url: registry.url }),
+      // The file server is on loopback, which the guard allows only when told to.
+      fetch: createOutboundFetch({ allow: ['127.0.0.1/32'] }),
       maxSourceBytes: options.maxSourceBytes,
       fetchTimeoutMs: options.fetchTimeoutMs,
     }),
