@@ -23,7 +23,7 @@ import { createWorkerIngress } from './sessions/worker-ingress.ts'
 import { createTurnDirectory } from './turns/directory.ts'
 import { createTurnExecutor } from './turns/executor.ts'
 import { createOutboundFetch } from './outbound/guard.ts'
-import { newOwnerId } from './turns/owner.ts'
+import { createOwnerLiveness, newOwnerId } from './turns/owner.ts'
 import { createPermissions } from './turns/permissions.ts'
 import { createTurnQueue } from './turns/queue.ts'
 import { createTurnRunner } from './turns/runner.ts'
@@ -39,6 +39,9 @@ import { createLocalStore } from './workspace/local.ts'
 import { createWorkspaceLock } from './workspace/lock.ts'
 import { createOpenVikingStore } from './workspace/openviking.ts'
 import { createWorkspaceSync } from './workspace/sync.ts'
+
+/** How often spooled workspace changes are tried again without waiting for a turn. */
+const SPOOL_FLUSH_MS = 30_000
 
 export interface Broker {
   url: string
@@ -147,6 +150,7 @@ export async function startBroker(config: Readonly<Config>, log?: Logger): Promi
             url: config.openVikingUrl!,
             apiKey: config.openVikingApiKey ?? undefined,
             rootUri: config.openVikingRootUri,
+            retry: { budgetMs: config.storeRetryMs },
             log: logger,
           })
         : createLocalStore({ root: config.workspaceDir })
@@ -178,6 +182,7 @@ export async function startBroker(config: Readonly<Config>, log?: Logger): Promi
       runDir: config.runDir,
       turnMaxMs: config.turnMaxMs,
       stopGraceMs: config.stopGraceMs,
+      leaseMs: config.leaseMs,
       events,
       bus,
       transport,
@@ -196,6 +201,9 @@ export async function startBroker(config: Readonly<Config>, log?: Logger): Promi
         localUrl: () => localUrl,
       }),
     })
+    // Other brokers see this one alive by its presence lock; turns of one that is gone resume
+    // elsewhere within seconds, without waiting for their leases to run out.
+    const presence = await database.holdPresence(owner)
     const runner = createTurnRunner({
       db,
       events,
@@ -203,7 +211,14 @@ export async function startBroker(config: Readonly<Config>, log?: Logger): Promi
       owner,
       maxWorkers: config.maxWorkers,
       leaseMs: config.leaseMs,
-      exclusive: database.driver === 'pglite',
+      liveness: createOwnerLiveness({
+        db,
+        self: owner,
+        exclusive: database.driver === 'pglite',
+        presence: presence !== null,
+        log: logger,
+      }),
+      recoverEveryMs: presence ? 500 : config.leaseMs,
       log: logger,
     })
     const queue = createTurnQueue({
@@ -262,6 +277,8 @@ export async function startBroker(config: Readonly<Config>, log?: Logger): Promi
       })
     runner.start()
     scheduler.start()
+    // Changes spooled while the store was down go out once it is back, turn or no turn.
+    const flusher = setInterval(() => void sync.flushAll(), SPOOL_FLUSH_MS)
     logger.info('broker listening', {
       url: server.url,
       database: database.driver,
@@ -277,11 +294,21 @@ export async function startBroker(config: Readonly<Config>, log?: Logger): Promi
       async stop() {
         if (stopped) return
         stopped = true
-        scheduler.stop()
-        await runner.stop()
-        bus.closeAll()
-        await server.stop()
-        await database.close()
+        // Every step runs even when one fails (a database outage): a stop always completes.
+        const step = async (what: string, fn: () => Promise<unknown> | unknown) => {
+          try {
+            await fn()
+          } catch (err) {
+            logger.error(`stopping: ${what} failed`, { err })
+          }
+        }
+        clearInterval(flusher)
+        await step('the scheduler', () => scheduler.stop())
+        await step('the runner', () => runner.stop())
+        await step('the presence lock', () => presence?.release())
+        await step('the listeners', () => bus.closeAll())
+        await step('the HTTP server', () => server.stop())
+        await step('the database', () => database.close())
       },
     }
   } catch (err) {

@@ -89,6 +89,8 @@ export interface Config {
   workspaceStore: 'local' | 'openviking'
   /** CCBROKER_WORKSPACE_DIR: the local store's root, default <data dir>/workspaces. */
   workspaceDir: string
+  /** CCBROKER_STORE_RETRY_MS, default 5000: how long a store request is retried; then spooled. */
+  storeRetryMs: number
   /** CCBROKER_OPENVIKING_URL, CCBROKER_OPENVIKING_API_KEY, CCBROKER_OPENVIKING_ROOT_URI. */
   openVikingUrl: string | null
   openVikingApiKey: string | null
@@ -224,6 +226,7 @@ export function loadConfig(env: Env, cwd: string = process.cwd()): Readonly<Conf
     scheduleMaxTasks: int(env, 'CCBROKER_SCHEDULE_MAX_TASKS', 20, 1, 10_000),
     workspaceStore: storeKind,
     workspaceDir: absolute('CCBROKER_WORKSPACE_DIR', resolve(absDataDir, 'workspaces')),
+    storeRetryMs: int(env, 'CCBROKER_STORE_RETRY_MS', 5_000, 0, 600_000),
     openVikingUrl,
     openVikingApiKey: str(env, 'CCBROKER_OPENVIKING_API_KEY'),
     openVikingRootUri,

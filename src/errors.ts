@@ -134,6 +134,19 @@ export class UpstreamError extends BrokerError {
   }
 }
 
+/**
+ * A remote store refused a request as such (a malformed request, a name or a key it does not
+ * accept): retrying would get the same answer, so it is reported, not waited out.
+ */
+export class StoreRefusedError extends BrokerError {
+  override readonly status = 502
+  override readonly code = 'store_refused'
+  constructor(message: string) {
+    super(message)
+    this.name = 'StoreRefusedError'
+  }
+}
+
 /** A part the request needs is not available on this broker (e.g. no Claude Code binary). */
 export class UnavailableError extends BrokerError {
   override readonly status = 503

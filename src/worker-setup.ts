@@ -96,6 +96,14 @@ export function createWorkerSetup(deps: {
               skipped: pushed.skipped,
               ms: pushed.ms,
             })
+            // The store refused files as such: said on the session's stream, not only logged.
+            if (pushed.refused.length > 0)
+              await event({
+                type: 'workspace_push_refused',
+                workspace_id: session.workspaceId,
+                store: deps.storeName,
+                refused: pushed.refused,
+              })
           } catch (err) {
             log.error('workspace push failed; changes spooled', { err })
             await event({

@@ -45,6 +45,7 @@ const defaults = {
   scheduleMaxTasks: 20,
   workspaceStore: 'local',
   workspaceDir: '/srv/broker/data/workspaces',
+  storeRetryMs: 5_000,
   openVikingUrl: null,
   openVikingApiKey: null,
   openVikingRootUri: 'viking://resources/',

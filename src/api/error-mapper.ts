@@ -1,5 +1,6 @@
 import { Elysia } from 'elysia'
 import { errors as joseErrors } from 'jose'
+import { isDatabaseUnavailable } from '../db/unavailable.ts'
 import { BrokerError, QueueFullError } from '../errors.ts'
 import type { Logger } from '../log.ts'
 
@@ -75,6 +76,10 @@ export const errorMapper = (log: Logger) =>
       }
       if (error instanceof joseErrors.JOSEError)
         return status(401, joseMessages[error.code] ?? 'worker token is malformed')
+      if (isDatabaseUnavailable(error)) {
+        set.headers['retry-after'] = '1'
+        return status(503, 'the database is unavailable right now; retry in a moment')
+      }
       switch (code) {
         case 'VALIDATION':
           return status(400, validationMessage(error))

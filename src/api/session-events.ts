@@ -20,6 +20,9 @@ const Event = t.Object({
   source: t.String(),
   epoch: Int(),
   turn_id: t.Union([t.String(), t.Null()]),
+  attempt: t.Union([Int(), t.Null()], {
+    description: 'Which attempt of its turn: 0 before the first, then 1, 2 (a re-run)',
+  }),
   ephemeral: t.Boolean(),
   payload: AnyObject(),
   created_at: t.String(),

@@ -19,5 +19,18 @@ export interface Database {
   ): Promise<void>
   /** NOTIFY outside a transaction (Postgres; PGlite has no other process to tell). */
   notify(channel: string, payload: string): Promise<void>
+  /**
+   * Holds `key` as a session-level advisory lock on a connection of its own for as long as the
+   * process lives (re-taken after a reconnect), so other brokers can see this one is alive; it
+   * vanishes with the process or its connection. Postgres only: null on PGlite.
+   */
+  holdPresence(key: string): Promise<Presence | null>
   close(): Promise<void>
+}
+
+/** A held presence lock (see Database.holdPresence). */
+export interface Presence {
+  /** Whether the lock was held at the last check (false while the database is away). */
+  held(): boolean
+  release(): Promise<void>
 }

@@ -23,5 +23,11 @@ export const embeddedMigrations = [
     "when": 1796140306093,
     "breakpoints": true,
     "sql": "ALTER TABLE \"session_workers\" ADD COLUMN \"closed_at\" timestamp with time zone;--> statement-breakpoint\nCREATE INDEX \"sessions_created_at_id_idx\" ON \"sessions\" USING btree (\"created_at\",\"id\");--> statement-breakpoint\nCREATE INDEX \"turns_session_id_enqueued_at_id_idx\" ON \"turns\" USING btree (\"session_id\",\"enqueued_at\",\"id\");"
+  },
+  {
+    "tag": "0004_event_attempts",
+    "when": 1796142249833,
+    "breakpoints": true,
+    "sql": "ALTER TABLE \"session_events\" ADD COLUMN \"attempt\" integer;"
   }
 ]

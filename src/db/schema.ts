@@ -53,6 +53,11 @@ export const sessionEvents = pgTable(
     payload: jsonb('payload').$type<Record<string, unknown>>().notNull(),
     ephemeral: boolean('ephemeral').notNull().default(false),
     turnId: text('turn_id'),
+    /**
+     * The attempt of its turn the event belongs to (a turn re-run after its broker died runs
+     * again from the start): 0 before the first, then 1, 2; null for events of no turn.
+     */
+    attempt: integer('attempt'),
     createdAt: createdAt(),
   },
   (t) => [

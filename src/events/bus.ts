@@ -101,11 +101,30 @@ export function createBus(deps: BusDeps) {
     sessionId: string,
     filter: (e: EventRow) => boolean,
     ready: Promise<void>,
+    lossless: boolean,
     onClose: (s: Sub) => void,
   ): Sub => {
     const queue: EventRow[] = []
     let wake: (() => void) | null = null
     let reason: CloseReason | null = null
+    // Lossless subscribers: the highest seq handed out, and where to read from the database
+    // after their queue overflowed (null while the queue is whole).
+    let delivered: number | null = null
+    let gapFrom: number | null = null
+    /** A lossless subscriber's next page from the database after an overflow, filtered. */
+    const readGap = async () => {
+      const from = gapFrom!
+      // Pushes are taken again from here on; anything also in the page is skipped by its seq.
+      gapFrom = null
+      const rows = await deps.readSince(sessionId, from, PAGE)
+      queue.unshift(...rows.filter(filter))
+      if (rows.length === PAGE) {
+        // More than a page behind: the rest is read again, not queued.
+        const last = rows.at(-1)!.seq
+        queue.splice(queue.findIndex((r) => r.seq > last) >>> 0)
+        gapFrom = last
+      }
+    }
     const closed = Promise.withResolvers<CloseReason>()
     const sub: Sub = {
       filter,
@@ -115,11 +134,17 @@ export function createBus(deps: BusDeps) {
         return reason
       },
       push(e) {
-        if (reason) return
+        if (reason || gapFrom !== null) return
         queue.push(e)
         if (queue.length > deps.bufferEvents) {
-          deps.log.warn('slow listener cut off', { sessionId, buffered: queue.length })
-          sub.end('overflow')
+          if (lossless) {
+            // An internal consumer is never cut off: it reads what it missed from the log.
+            gapFrom = delivered ?? queue[0]!.seq - 1
+            queue.length = 0
+          } else {
+            deps.log.warn('slow listener cut off', { sessionId, buffered: queue.length })
+            sub.end('overflow')
+          }
         }
         wake?.()
       },
@@ -136,8 +161,16 @@ export function createBus(deps: BusDeps) {
       async next(signal, timeoutMs) {
         for (;;) {
           if (reason) return null
+          if (queue.length === 0 && gapFrom !== null) {
+            await readGap()
+            continue
+          }
           const e = queue.shift()
-          if (e) return e
+          if (e && delivered !== null && e.seq <= delivered) continue
+          if (e) {
+            delivered = e.seq
+            return e
+          }
           if (signal.aborted) return null
           const woke = await new Promise<boolean>((resolve) => {
             const timer = setTimeout(() => done(false), timeoutMs)
@@ -160,7 +193,15 @@ export function createBus(deps: BusDeps) {
 
   return {
     /** Registers a live subscriber; read the replay from the database once it is `ready`. */
-    subscribe(sessionId: string, filter: (e: EventRow) => boolean = () => true): Subscriber {
+    subscribe(
+      sessionId: string,
+      filter: (e: EventRow) => boolean = () => true,
+      /**
+       * An internal consumer (a turn's executor): instead of being cut off when it falls
+       * `bufferEvents` behind, it reads what it missed from the database.
+       */
+      opts: { lossless?: boolean } = {},
+    ): Subscriber {
       let tail = tails.get(sessionId)
       const isNew = !tail
       if (!tail) {
@@ -176,7 +217,7 @@ export function createBus(deps: BusDeps) {
         tails.set(sessionId, tail)
       }
       const t = tail
-      const sub = createSub(sessionId, filter, t.started, (s) => {
+      const sub = createSub(sessionId, filter, t.started, opts.lossless === true, (s) => {
         t.subs.delete(s)
         if (t.subs.size === 0 && tails.get(sessionId) === t) tails.delete(sessionId)
         deps.log.debug('listener left', {

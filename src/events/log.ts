@@ -23,6 +23,8 @@ export type EventSource = 'client' | 'worker' | 'broker'
 export interface AppendItem {
   payload: Record<string, unknown>
   ephemeral?: boolean
+  /** Its turn's attempt, when it is not the turn's current one (a hand-back's). */
+  attempt?: number
 }
 
 export interface AppendOptions {
@@ -80,6 +82,10 @@ export function createEventLog(deps: {
     payload: item.payload,
     ephemeral: item.ephemeral === true,
     turnId: opts.turnId ?? null,
+    // The turn's attempt as it stands when the row is written, in the same statement.
+    attempt:
+      item.attempt ??
+      (opts.turnId ? sql`(select attempts from turns where id = ${opts.turnId})` : null),
   })
 
   async function append(

@@ -136,6 +136,9 @@ export function sseResponse(opts: SseStreamOptions): Response {
       'content-type': 'text/event-stream',
       'cache-control': 'no-cache',
       'x-accel-buffering': 'no',
+      // A stream is a connection's last response: when it ends (cut off, finished), the socket
+      // closes too, and a stalled client is not left holding it.
+      connection: 'close',
     },
   })
 }

@@ -81,6 +81,7 @@ export const eventJson = (e: EventRow) => ({
   source: e.source,
   epoch: e.epoch,
   turn_id: e.turnId,
+  attempt: e.attempt,
   ephemeral: e.ephemeral,
   payload: e.payload,
   created_at: e.createdAt.toISOString(),

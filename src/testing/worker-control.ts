@@ -20,6 +20,8 @@ export interface ControlTurn {
 export interface ControlAnswer {
   /** The assistant's reply; the fake's echo when absent. */
   reply?: string
+  /** Before the reply, this many assistant events in one batch (one write of many events). */
+  burst?: number
 }
 
 /** A turn held at its start: `arrived` once its worker asks, then waiting for `release`. */

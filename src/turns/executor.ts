@@ -17,6 +17,7 @@ import {
   resultSummary,
   type Outcome,
 } from './outcome.ts'
+import { whileUnavailable } from '../db/unavailable.ts'
 import { prepareWorkdirs } from './workdirs.ts'
 
 /** A worker token outlives its turn's maximum duration by this much (stop, push, result). */
@@ -54,6 +55,8 @@ export function createTurnExecutor(deps: {
   turnMaxMs: number
   /** The pause between the steps of stopping a worker (interrupt, end, SIGTERM, SIGKILL). */
   stopGraceMs: number
+  /** A running turn's lease: how long its end may wait for an away database. */
+  leaseMs: number
   events: EventLog
   bus: Bus
   transport: WorkerTransport | null
@@ -110,12 +113,15 @@ export function createTurnExecutor(deps: {
     log: Logger,
   ): Promise<Outcome | null> {
     if (!deps.transport) return failed(deps.unavailable ?? 'no worker transport')
+    // Lossless: a worker may post more at once than a listener may lag behind; the executor
+    // reads what its queue cannot hold from the log instead of being cut off.
     const watch = deps.bus.subscribe(
       turn.sessionId,
       (e) =>
         e.turnId === turn.id &&
         ((e.source === 'worker' && e.eventType !== 'stream_event') ||
           (e.source === 'broker' && e.eventType === 'permission_resolved')),
+      { lossless: true },
     )
     const work = await prepareWorkdirs(deps.runDir, session.id)
     const releases: (() => Promise<void>)[] = [work.cleanup]
@@ -163,16 +169,19 @@ export function createTurnExecutor(deps: {
       })
       const exit = r.exited.then((code) => ({ kind: 'exit' as const, code }))
       const stop = control.stopped.then((reason) => ({ kind: 'stop' as const, reason }))
+      // Once the subscription is closed (the broker is stopping) only the other waits remain:
+      // asking it again would answer at once, for ever.
+      let watching = true
+      const nextEvent = () =>
+        watching
+          ? watch.next(ac.signal, 3_600_000).then((e) => ({ kind: 'event' as const, e }))
+          : new Promise<never>(() => {})
       try {
         for (;;) {
-          const next = await Promise.race([
-            watch.next(ac.signal, 3_600_000).then((e) => ({ kind: 'event' as const, e })),
-            exit,
-            timeout,
-            stop,
-          ])
+          const next = await Promise.race([nextEvent(), exit, timeout, stop])
           if (next.kind === 'event') {
             const e = next.e
+            if (e === null) watching = false
             if (e === null || e === 'idle') continue
             if (e.eventType === 'result') {
               await r.finish()
@@ -239,12 +248,13 @@ export function createTurnExecutor(deps: {
         outcome = failed(`broker error: ${(err as Error).message}`)
       }
       if (outcome === null) return
-      const row = await finishTurn(deps.events, turn, outcome, {
-        state: 'running',
-        owner: deps.owner,
-      })
-      if (!row) return log.warn('turn finished elsewhere; result not recorded')
+      // An outcome is not given up for a database outage shorter than the turn's lease.
       const o = outcome
+      const row = await whileUnavailable(
+        () => finishTurn(deps.events, turn, o, { state: 'running', owner: deps.owner }),
+        { deadlineMs: deps.leaseMs },
+      )
+      if (!row) return log.warn('turn finished elsewhere; result not recorded')
       log.info('turn finished', { state: o.state, error: o.error })
     },
   }

@@ -12,10 +12,13 @@ import type { EventLog } from '../events/log.ts'
 import type { Logger } from '../log.ts'
 import { killLeftoverWorker } from '../worker/leftovers.ts'
 import type { StopReason, TurnControl, TurnExecutor } from './executor.ts'
+import { whileUnavailable } from '../db/unavailable.ts'
 import { cancelled, endEvents, failed, type Outcome } from './outcome.ts'
-import { ownerIsDead } from './owner.ts'
+import type { OwnerLiveness } from './owner.ts'
 
 const REQUEUED = 'the broker running it stopped before it finished'
+/** How long a stopping broker waits for an away database to hand its turns back. */
+const HANDBACK_WAIT_MS = 10_000
 /** A lost turn is run again once; a second loss ends it. A cancel asked for is carried out. */
 const recoveryOf = (turn: TurnRow): Outcome | null =>
   turn.cancelRequested
@@ -42,8 +45,10 @@ export function createTurnRunner(deps: {
   owner: string
   maxWorkers: number
   leaseMs: number
-  /** PGlite: one process per data directory, so every other owner is a dead one. */
-  exclusive: boolean
+  /** Which other brokers are gone, so their turns are recovered without waiting for leases. */
+  liveness: OwnerLiveness
+  /** How often recovery looks for abandoned turns. */
+  recoverEveryMs: number
   pollMs?: number
   log: Logger
 }) {
@@ -102,8 +107,7 @@ export function createTurnRunner(deps: {
   }
 
   async function recover() {
-    const owners = await listRunningOwners(db)
-    const dead = owners.filter((o) => o !== deps.owner && (deps.exclusive || ownerIsDead(o)))
+    const dead = await deps.liveness.deadOwners(await listRunningOwners(db))
     let requeued = false
     for (const t of await listAbandonedTurnIds(db, dead))
       if (await recoverTurn(t.id, t.sessionId, dead)) requeued = true
@@ -188,7 +192,8 @@ export function createTurnRunner(deps: {
           { state: 'running', owner: deps.owner },
         )
         const reason = 'the broker is shutting down'
-        return row ? [{ payload: { type: 'turn_requeued', turn_id: id, reason } }] : []
+        const payload = { type: 'turn_requeued', turn_id: id, reason }
+        return row ? [{ payload, attempt: turn.attempts }] : []
       },
     })
   }
@@ -213,7 +218,7 @@ export function createTurnRunner(deps: {
     recover,
     start() {
       every(Math.max(100, Math.floor(deps.leaseMs / 3)), renew, 'lease renewal')
-      every(deps.leaseMs, recover, 'turn recovery')
+      every(deps.recoverEveryMs, recover, 'turn recovery')
       void loop()
     },
     wake,
@@ -232,7 +237,16 @@ export function createTurnRunner(deps: {
       const running = [...active.entries()]
       for (const [, a] of running) a.stop('shutdown')
       await Promise.all(running.map(([, a]) => a.done))
-      for (const [id, a] of running) await handBack(id, a.turn)
+      // During a database outage a hand-back waits a while for it; a turn it cannot hand back
+      // is recovered by the next broker (this one's presence lock goes with it).
+      for (const [id, a] of running)
+        await whileUnavailable(() => handBack(id, a.turn), { deadlineMs: HANDBACK_WAIT_MS }).catch(
+          (err) =>
+            log.error('could not hand a running turn back; it will be recovered', {
+              err,
+              turnId: id,
+            }),
+        )
     },
   }
 }

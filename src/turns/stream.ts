@@ -10,6 +10,7 @@ const SSE_HEADERS = {
   'content-type': 'text/event-stream',
   'cache-control': 'no-cache',
   'x-accel-buffering': 'no',
+  connection: 'close',
 }
 const isDone = (e: EventRow) => e.source === 'broker' && e.eventType === 'done'
 

@@ -1,5 +1,9 @@
 import { access } from 'node:fs/promises'
+import { whileUnavailable } from '../db/unavailable.ts'
 import { GenerationClosedError, StaleEpochError } from '../errors.ts'
+
+/** How long a stdio worker's output waits for an away database before it is dropped. */
+const OUTAGE_WAIT_MS = 60_000
 import type { AppendItem, EventLog } from '../events/log.ts'
 import type { SessionService } from '../sessions/service.ts'
 import {
@@ -68,11 +72,16 @@ export function createStdioTransport(deps: {
           const batch = pending
           pending = []
           try {
-            await deps.events.append(spec.session.id, batch, {
-              source: 'worker',
-              epoch: bridge.workerEpoch,
-              turnId: spec.turn.id,
-            })
+            // Worker output waits out a database outage rather than being dropped.
+            await whileUnavailable(
+              () =>
+                deps.events.append(spec.session.id, batch, {
+                  source: 'worker',
+                  epoch: bridge.workerEpoch,
+                  turnId: spec.turn.id,
+                }),
+              { deadlineMs: OUTAGE_WAIT_MS },
+            )
           } catch (err) {
             if (err instanceof StaleEpochError || err instanceof GenerationClosedError) {
               fenced = true

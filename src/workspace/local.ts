@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto'
-import { lstat, mkdir, readdir, realpath, rename, rm, rmdir, unlink } from 'node:fs/promises'
+import { chmod, lstat, mkdir, readdir, realpath, rename, rm, rmdir, unlink } from 'node:fs/promises'
 import { dirname, join } from 'node:path'
 import { BadRequestError, ConflictError, NotFoundError } from '../errors.ts'
 import { resolveInside } from './paths.ts'
@@ -23,6 +23,10 @@ export interface LocalStoreOptions {
 // of them, so a listing never shows a half-written file. Ids starting with it are refused.
 const tempDirName = '.ccbroker-tmp'
 const writeConcurrency = 16
+
+/** A listed file; `executable` only when it is (stores say nothing of plain files). */
+const entryOf = (path: string, info: { size: number; mode: number }): StoreEntry =>
+  info.mode & 0o100 ? { path, size: info.size, executable: true } : { path, size: info.size }
 
 const errno = (err: unknown) => (err as NodeJS.ErrnoException | null)?.code
 
@@ -71,7 +75,7 @@ export function createLocalStore({ root }: LocalStoreOptions): WorkspaceStore {
       if (entry.isDirectory()) await walk(full, path, out)
       else if (entry.isFile()) {
         const info = await lstat(full).catch(() => null)
-        if (info?.isFile()) out.push({ path, size: info.size })
+        if (info?.isFile()) out.push(entryOf(path, info))
       }
     }
   }
@@ -84,7 +88,7 @@ export function createLocalStore({ root }: LocalStoreOptions): WorkspaceStore {
     const start = under === '' ? base : await resolveInside(base, under)
     const info = await lstat(start).catch(() => null)
     if (!info) return []
-    if (info.isFile()) return [{ path: under, size: info.size }]
+    if (info.isFile()) return [entryOf(under, info)]
     if (!info.isDirectory()) return []
     const out: StoreEntry[] = []
     await walk(start, under, out)
@@ -110,6 +114,7 @@ export function createLocalStore({ root }: LocalStoreOptions): WorkspaceStore {
     try {
       await mkdir(dirname(target), { recursive: true })
       await Bun.write(temp, file.bytes)
+      await chmod(temp, file.executable ? 0o700 : 0o600)
       await rename(temp, target)
     } catch (err) {
       await rm(temp, { force: true })

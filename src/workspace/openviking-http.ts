@@ -1,10 +1,12 @@
-import { BadRequestError, UpstreamError } from '../errors.ts'
+import { BadRequestError, StoreRefusedError, UpstreamError } from '../errors.ts'
 
 export interface OpenVikingRetry {
-  /** Tries per request, the first included. */
+  /** Tries per request at most, the first included. */
   attempts: number
   /** Delay before the second try; doubles each time (with jitter), capped at 30 s. */
   baseDelayMs: number
+  /** No retry starts once this long has passed since the first try (CCBROKER_STORE_RETRY_MS). */
+  budgetMs: number
 }
 
 export interface OpenVikingHttpOptions {
@@ -76,17 +78,23 @@ const isRetryable = (f: Failure) =>
 export function createOpenVikingHttp(options: OpenVikingHttpOptions) {
   const base = options.url.replace(/\/+$/, '')
   const fetchFn = options.fetch ?? ((url: string, init: RequestInit) => fetch(url, init))
-  const attempts = Math.max(1, options.retry?.attempts ?? 6)
+  const attempts = Math.max(1, options.retry?.attempts ?? 20)
   const baseDelayMs = options.retry?.baseDelayMs ?? 250
+  const budgetMs = options.retry?.budgetMs ?? 5_000
   const timeoutMs = options.timeoutMs ?? 120_000
   const describe = () => `openviking at ${base}`
 
-  const fail = (call: Call, f: Failure, tries = 1) =>
-    new UpstreamError(
+  // A 4xx the server would answer again (a malformed request, a refused name) is a refusal to
+  // report, not an outage to wait out. 401/403 are not: a key an operator fixes, the changes
+  // wait in the spool meanwhile.
+  const fail = (call: Call, f: Failure, tries = 1) => {
+    const message =
       `${describe()}: ${call.op} ${call.what} failed: ` +
-        `${f.status ? `HTTP ${f.status} ` : ''}${f.code}: ${f.message}` +
-        (tries > 1 ? ` (after ${tries} attempts)` : ''),
-    )
+      `${f.status ? `HTTP ${f.status} ` : ''}${f.code}: ${f.message}` +
+      (tries > 1 ? ` (after ${tries} attempts)` : '')
+    const refused = f.status >= 400 && f.status < 500 && f.status !== 401 && f.status !== 403
+    return refused && !isRetryable(f) ? new StoreRefusedError(message) : new UpstreamError(message)
+  }
 
   async function attempt(call: Call, url: string, init: RequestInit): Promise<Reply> {
     try {
@@ -121,11 +129,14 @@ export function createOpenVikingHttp(options: OpenVikingHttpOptions) {
     if (options.apiKey) headers['x-api-key'] = options.apiKey
     const body = call.body === undefined ? undefined : JSON.stringify(call.body)
     if (body !== undefined) headers['content-type'] = 'application/json'
+    const started = Date.now()
     for (let tries = 1; ; tries++) {
       const reply = await attempt(call, url, { method: call.method, headers, body })
       if (reply.ok || tries >= attempts || !isRetryable(reply)) return { ...reply, tries }
-      const delay = Math.min(30_000, baseDelayMs * 2 ** (tries - 1))
-      await Bun.sleep(delay / 2 + (Math.random() * delay) / 2)
+      const cap = Math.min(30_000, baseDelayMs * 2 ** (tries - 1))
+      const delay = cap / 2 + (Math.random() * cap) / 2
+      if (Date.now() - started + delay > budgetMs) return { ...reply, tries }
+      await Bun.sleep(delay)
     }
   }
 

@@ -44,6 +44,8 @@ export interface OpenVikingStoreOptions extends OpenVikingHttpOptions {
 interface ManifestRecord {
   size: number
   sha256: string
+  /** Present (true) for an executable file: OpenViking keeps no modes. */
+  executable?: true
   /** Present when the file is stored in parts under `<name>.ccbroker-parts/`. */
   parts?: number
 }
@@ -124,7 +126,8 @@ export function createOpenVikingStore(options: OpenVikingStoreOptions): Workspac
       if (!isRecord(v) || typeof v.size !== 'number' || typeof v.sha256 !== 'string') continue
       if (!isStorePath(path)) continue
       const parts = typeof v.parts === 'number' ? { parts: v.parts } : {}
-      files.set(path, { size: v.size, sha256: v.sha256, ...parts })
+      const executable = v.executable === true ? { executable: true as const } : {}
+      files.set(path, { size: v.size, sha256: v.sha256, ...parts, ...executable })
     }
     return files
   }
@@ -173,13 +176,14 @@ export function createOpenVikingStore(options: OpenVikingStoreOptions): Workspac
       const manifest = await loadManifest(id)
       const puts: Put[] = []
       const deletes: { uri: string; recursive?: boolean }[] = []
-      for (const { path, bytes } of files) {
+      for (const { path, bytes, executable } of files) {
         const uri = root + toStoredPath(path)
         const old = manifest.get(path)
+        const x = executable ? { executable: true as const } : {}
         if (bytes.length <= limits.maxFileBytes) {
           puts.push({ uri, bytes })
           if (old?.parts) deletes.push({ uri: uri + partsSuffix, recursive: true })
-          manifest.set(path, { size: bytes.length, sha256: sha256(bytes) })
+          manifest.set(path, { size: bytes.length, sha256: sha256(bytes), ...x })
           continue
         }
         const index: PartsIndex = {
@@ -199,7 +203,8 @@ export function createOpenVikingStore(options: OpenVikingStoreOptions): Workspac
         deletes.push({ uri })
         for (let n = index.parts.length; n < (old?.parts ?? 0); n++)
           deletes.push({ uri: `${uri}${partsSuffix}/part-${n}` })
-        manifest.set(path, { size: bytes.length, sha256: index.sha256, parts: index.parts.length })
+        const record = { size: bytes.length, sha256: index.sha256, parts: index.parts.length }
+        manifest.set(path, { ...record, ...x })
       }
       for (const batch of chunk(puts)) await http.batchWrite(root, batch, what)
       await mapLimit(deletes, deleteConcurrency, (d) => http.remove(d.uri, what, d.recursive))
@@ -266,16 +271,22 @@ export function createOpenVikingStore(options: OpenVikingStoreOptions): Workspac
     if ((tree?.length ?? 0) >= treeNodeLimit)
       options.log?.warn('openviking tree listing may be truncated', { id, nodes: tree?.length })
     // The tree shows files others wrote; the manifest adds what listings hide and wins on size.
-    const sizes = new Map<string, number>()
+    const found = new Map<string, StoreEntry>()
     for (const raw of tree ?? []) {
       const entry = fromTreeEntry(id, root, raw)
       if (!entry || !isUnderPrefix(entry.path, under)) continue
-      if (!entry.isIndex) sizes.set(entry.path, entry.size)
-      else if (!manifest.has(entry.path)) sizes.set(entry.path, (await read(id, entry.path)).length)
+      if (!entry.isIndex) found.set(entry.path, { path: entry.path, size: entry.size })
+      else if (!manifest.has(entry.path))
+        found.set(entry.path, { path: entry.path, size: (await read(id, entry.path)).length })
     }
     for (const [path, record] of manifest)
-      if (isUnderPrefix(path, under)) sizes.set(path, record.size)
-    return sortEntries([...sizes].map(([path, size]) => ({ path, size })))
+      if (isUnderPrefix(path, under))
+        found.set(path, {
+          path,
+          size: record.size,
+          ...(record.executable ? { executable: true } : {}),
+        })
+    return sortEntries([...found.values()])
   }
 
   async function remove(id: string, given: string[]): Promise<void> {

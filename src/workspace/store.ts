@@ -4,18 +4,22 @@ import { BadRequestError, PathEscapeError } from '../errors.ts'
 export interface StoreEntry {
   path: string
   size: number
+  /** True when it was stored executable (a script a worker made executable stays so). */
+  executable?: true
 }
 
-/** A file to write: relative POSIX path and its exact bytes. */
+/** A file to write: relative POSIX path, its exact bytes, and whether it is executable. */
 export interface StoreFile {
   path: string
   bytes: Uint8Array
+  executable?: boolean
 }
 
 /**
  * Where workspaces persist between turns. A store holds, per workspace id, a tree of regular
  * files addressed by relative POSIX paths (`projects/x/1.jsonl`). Directories exist only as
- * prefixes of file paths; there is no file mode, mtime or symlink.
+ * prefixes of file paths; a file's one mode bit is whether it is executable; there is no mtime
+ * or symlink.
  *
  * - Paths are checked with `checkStorePath`: relative, no empty, `.` or `..` segments, no NUL.
  *   Any other byte sequence is a valid name (hidden files, `tasks`, `?`, unicode, long names).

@@ -1,6 +1,6 @@
 import { mkdir, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises'
 import { dirname, join } from 'node:path'
-import { BrokerError } from '../errors.ts'
+import { BrokerError, StoreRefusedError } from '../errors.ts'
 import type { Logger } from '../log.ts'
 import type { WorkspaceLock } from './lock.ts'
 import { diffManifests, scanTree, type Manifest } from './manifest.ts'
@@ -39,7 +39,14 @@ export interface PushResult {
   bytes: number
   /** Files not stored: they hold a secret, or the store refused their name. */
   skipped: string[]
+  /** The files the store refused, with its answer. */
+  refused: Refused[]
   ms: number
+}
+
+export interface Refused {
+  path: string
+  error: string
 }
 
 const TREES = [
@@ -58,7 +65,8 @@ interface SpoolEntry {
 
 /** The store refused the request itself (a name it cannot keep, a type clash): no retry helps. */
 const isRefusal = (err: unknown) =>
-  err instanceof BrokerError && err.status >= 400 && err.status < 500
+  err instanceof StoreRefusedError ||
+  (err instanceof BrokerError && err.status >= 400 && err.status < 500)
 
 /**
  * Pulls a workspace into a worker's directories before a turn and pushes back what the turn
@@ -76,7 +84,8 @@ export function createWorkspaceSync(deps: {
   retry?: { attempts: number; baseDelayMs: number }
 }) {
   const { store, log } = deps
-  const retry = deps.retry ?? { attempts: 3, baseDelayMs: 500 }
+  // The store client has its own retry budget; the sync does not retry on top of it by default.
+  const retry = deps.retry ?? { attempts: 1, baseDelayMs: 500 }
 
   const withRetry = async <T>(what: string, fn: () => Promise<T>): Promise<T> => {
     for (let attempt = 1; ; attempt++) {
@@ -91,15 +100,16 @@ export function createWorkspaceSync(deps: {
   }
 
   /** Writes `files` one by one after the store refused them as a batch; answers the refused. */
-  async function writeEach(workspaceId: string, files: StoreFile[]): Promise<string[]> {
-    const refused: string[] = []
+  async function writeEach(workspaceId: string, files: StoreFile[]): Promise<Refused[]> {
+    const refused: Refused[] = []
     for (const file of files) {
       try {
         await store.writeMany(workspaceId, [file])
       } catch (err) {
         if (!isRefusal(err)) throw err
-        refused.push(file.path)
-        log.warn('the store refused a workspace file; it is not kept', {
+        refused.push({ path: file.path, error: (err as Error).message })
+        // A refusal is a request the store will never take: a bug to see, not to wait out.
+        log.error('the store refused a workspace file; it is not kept', {
           workspaceId,
           path: file.path,
           err: (err as Error).message,
@@ -117,7 +127,7 @@ export function createWorkspaceSync(deps: {
   async function apply(workspaceId: string, files: StoreFile[], deleted: string[], what: string) {
     return withRetry(what, async () => {
       if (deleted.length > 0) await store.remove(workspaceId, deleted)
-      if (files.length === 0) return []
+      if (files.length === 0) return [] as Refused[]
       try {
         await store.writeMany(workspaceId, files)
         return []
@@ -142,11 +152,14 @@ export function createWorkspaceSync(deps: {
     for (const spool of await spools(workspaceId)) {
       const meta = JSON.parse(await readFile(join(spool.dir, 'changes.json'), 'utf8')) as {
         written: string[]
+        executable?: string[]
         deleted: string[]
       }
+      const executable = new Set(meta.executable ?? [])
       const files: StoreFile[] = await mapLimit(meta.written, CONCURRENCY, async (path) => ({
         path,
         bytes: new Uint8Array(await readFile(join(spool.dir, 'files', path))),
+        executable: executable.has(path),
       }))
       await apply(
         workspaceId,
@@ -186,7 +199,7 @@ export function createWorkspaceSync(deps: {
             const content = await store.read(workspaceId, entry.path)
             const target = join(root, ...segments)
             await mkdir(dirname(target), { recursive: true })
-            await writeFile(target, content)
+            await writeFile(target, content, { mode: entry.executable ? 0o700 : 0o600 })
             files++
             bytes += content.byteLength
           })
@@ -233,7 +246,8 @@ export function createWorkspaceSync(deps: {
             skipped.push(path)
             continue
           }
-          written.push({ path, bytes })
+          const executable = ((after.get(rel)?.mode ?? 0) & 0o100) !== 0
+          written.push({ path, bytes, executable })
         }
         for (const rel of diff.deleted) deleted.push(stored(rel))
       }
@@ -248,6 +262,7 @@ export function createWorkspaceSync(deps: {
           deleted: 0,
           bytes: 0,
           skipped,
+          refused: [],
           ms: Math.round(performance.now() - started),
         }
       const refused = await deps.lock(workspaceId, async () => {
@@ -261,14 +276,30 @@ export function createWorkspaceSync(deps: {
           throw err
         }
       })
-      const refusedPaths = new Set(refused)
+      const refusedPaths = new Set(refused.map((r) => r.path))
       const stored = written.filter((f) => !refusedPaths.has(f.path))
       return {
         written: stored.length,
         deleted: deleted.length,
         bytes: stored.reduce((n, f) => n + f.bytes.byteLength, 0),
-        skipped: [...skipped, ...refused].sort(),
+        skipped: [...skipped, ...refusedPaths].sort(),
+        refused,
         ms: Math.round(performance.now() - started),
+      }
+    },
+
+    /** Pushes every workspace's spooled changes (a store that was down may be back). */
+    async flushAll() {
+      for (const workspaceId of await readdir(deps.spoolDir).catch(() => [] as string[])) {
+        if ((await spools(workspaceId)).length === 0) continue
+        await deps
+          .lock(workspaceId, () => flushSpools(workspaceId))
+          .catch((err) =>
+            log.debug('spooled workspace changes still wait for the store', {
+              workspaceId,
+              err: (err as Error).message,
+            }),
+          )
       }
     },
 
@@ -288,7 +319,11 @@ export function createWorkspaceSync(deps: {
     await mkdir(tmp, { recursive: true })
     await writeFile(
       join(tmp, 'changes.json'),
-      JSON.stringify({ written: written.map((f) => f.path), deleted }),
+      JSON.stringify({
+        written: written.map((f) => f.path),
+        executable: written.filter((f) => f.executable).map((f) => f.path),
+        deleted,
+      }),
     )
     await rm(dir, { recursive: true, force: true })
     await rename(tmp, dir)

@@ -108,6 +108,7 @@ describe.each(databases())('listener stream on $name', (db) => {
       source: 'client',
       epoch: 0,
       turn_id: null,
+      attempt: null,
       ephemeral: false,
       payload: { ...userMessage('hello'), uuid: sent.event_id },
       created_at: expect.any(String),

@@ -83,6 +83,8 @@ describe.each(TRANSPORTS)('turn API on %s', (transport) => {
         source: 'client',
         epoch: 0,
         turn_id: turnId,
+        // The user message comes before the turn's first attempt.
+        attempt: 0,
         payload: {
           type: 'user',
           uuid: frames[0]!.data.event_id,
@@ -102,6 +104,7 @@ describe.each(TRANSPORTS)('turn API on %s', (transport) => {
         source: 'broker',
         epoch: 0,
         turn_id: turnId,
+        attempt: 1,
         payload: {
           type: 'done',
           uuid: done.event_id,

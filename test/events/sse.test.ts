@@ -13,6 +13,7 @@ const row = (seq: number): EventRow => ({
   payload: { n: seq },
   ephemeral: false,
   turnId: null,
+  attempt: null,
   createdAt: new Date(0),
 })
 

@@ -29,6 +29,8 @@ export interface FakeOpenViking {
   dirs: Set<string>
   /** The next `n` requests (to `failure.path` when given) answer with this error. */
   failNext(n: number, failure: FakeFailure): void
+  /** Drops the failures not used yet: the server is back. */
+  clearFailures(): void
   stop(): Promise<void>
   [Symbol.asyncDispose](): Promise<void>
 }
@@ -345,6 +347,7 @@ export function createFakeOpenViking({ apiKey }: { apiKey?: string } = {}): Fake
     failNext: (n, failure) => {
       for (let i = 0; i < n; i++) failures.push(failure)
     },
+    clearFailures: () => void (failures.length = 0),
     stop,
     [Symbol.asyncDispose]: stop,
   }

@@ -11,15 +11,21 @@ export function freePort(): number {
   return port
 }
 
-/** `bun src/main.ts` as its own process, as in production; answers once it listens. */
-export async function spawnBroker(env: Record<string, string>) {
-  const proc = Bun.spawn([process.execPath, '--no-env-file', 'src/main.ts'], {
-    cwd: ROOT,
-    env,
-    stdin: 'ignore',
-    stdout: 'pipe',
-    stderr: 'pipe',
-  })
+/**
+ * `bun src/main.ts` as its own process, as in production; answers once it listens. `prefix`
+ * runs it through another command (e.g. `unshare` for a host name of its own).
+ */
+export async function spawnBroker(env: Record<string, string>, opts: { prefix?: string[] } = {}) {
+  const proc = Bun.spawn(
+    [...(opts.prefix ?? []), process.execPath, '--no-env-file', 'src/main.ts'],
+    {
+      cwd: ROOT,
+      env,
+      stdin: 'ignore',
+      stdout: 'pipe',
+      stderr: 'pipe',
+    },
+  )
   const stderr = lineReader(proc.stderr)
   void lineReader(proc.stdout)
   const listening = JSON.parse(await stderr.until((l) => l.includes('"broker listening"')))

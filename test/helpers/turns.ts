@@ -171,7 +171,7 @@ export async function startTurnBroker(opts: {
       ),
     async follow(id, headers = {}, query = '') {
       await using sse = await openSse(`${b.url}/api/turns/${id}/events${query}`, headers)
-      return readAll(sse)
+      return await readAll(sse)
     },
     stop,
     [Symbol.asyncDispose]: stop,

@@ -92,6 +92,7 @@ const requestEvent = (sessionId: string, turnId: string, requestId: string) => (
   source: 'broker',
   epoch: 0,
   turn_id: turnId,
+  attempt: 1,
   ephemeral: false,
   payload: {
     type: 'permission_request',
@@ -196,6 +197,7 @@ describe.each(variants)('permission requests under the ask policy, $name', ({ tr
       source: 'broker',
       epoch: 0,
       turn_id: turnId,
+      attempt: 1,
       ephemeral: false,
       payload: allowed.body.event,
       created_at: ISO,

@@ -110,8 +110,9 @@ describe('OpenViking store', () => {
       await using fake = createFakeOpenViking({ apiKey: key })
       const store = storeFor(fake)
       fake.failNext(1, { status: 400, code: 'INVALID_ARGUMENT', path: batchPath })
+      // A request the server refuses as such is reported, not retried or spooled.
       expect(await failure(store.write('ws', 'b.txt', text('b')))).toEqual({
-        name: 'UpstreamError',
+        name: 'StoreRefusedError',
         message: `openviking at ${fake.url}: batch-write "b.txt" in workspace ws failed: HTTP 400 INVALID_ARGUMENT: injected INVALID_ARGUMENT`,
       })
       expect(batches(fake).length).toBe(1)
@@ -135,7 +136,7 @@ describe('OpenViking store', () => {
       expect(batches(fake).map((b) => b.ops)).toEqual([1, 1, 1, 1])
       fake.failNext(1, { status: 409, code: 'CONFLICT', path: batchPath })
       expect(await failure(store.write('ws', 'b.txt', text('b')))).toEqual({
-        name: 'UpstreamError',
+        name: 'StoreRefusedError',
         message: `openviking at ${fake.url}: batch-write "b.txt" in workspace ws failed: HTTP 409 CONFLICT: injected CONFLICT`,
       })
       expect(batches(fake).length).toBe(5)

@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test'
 import { sql } from 'drizzle-orm'
-import { mkdir, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises'
+import { chmod, mkdir, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises'
 import { dirname, join } from 'node:path'
 import type { Database } from '../../src/db/handle.ts'
 import { openDatabase } from '../../src/db/open.ts'
@@ -23,7 +23,8 @@ const SYNC_ATTEMPTS = 2
 const silent = createLogger('silent')
 const text = (s: string) => new TextEncoder().encode(s)
 const sha256 = (b: Uint8Array) => new Bun.CryptoHasher('sha256').update(b).digest('hex')
-const FILE_MODE = 0o666 & ~process.umask()
+// Pulled files are their user's only, whatever the umask (executable ones 700).
+const FILE_MODE = 0o600
 type Tree = Record<string, Uint8Array>
 
 function randomBytes(size: number): Uint8Array {
@@ -274,6 +275,33 @@ describe.each(STORES)('workspace sync with the %s store', (kind, open) => {
     },
   )
 
+  test.concurrent(
+    'a script a worker made executable comes back executable; one it made plain comes back plain',
+    async () => {
+      await using kit = await open()
+      await using dir = await tempDir()
+      const sync = syncOf(kit, dir.path)
+      const dirs = await turnDirs(dir.path)
+      const { before } = await sync.pull(ws, dirs)
+      await writeTree(dirs.projectDir, {
+        'bin/run.sh': text('#!/bin/sh\necho hi\n'),
+        'notes.md': text('plain'),
+      })
+      await chmod(join(dirs.projectDir, 'bin/run.sh'), 0o755)
+      await sync.push(ws, dirs, before)
+      const next = await turnDirs(dir.path)
+      const again = await sync.pull(ws, next)
+      const mode = async (p: string) => (await stat(join(next.projectDir, p))).mode & 0o777
+      expect([await mode('bin/run.sh'), await mode('notes.md')]).toEqual([0o700, 0o600])
+      // Made plain again in a later turn, it is stored plain.
+      await chmod(join(next.projectDir, 'bin/run.sh'), 0o644)
+      await sync.push(ws, next, again.before)
+      const third = await turnDirs(dir.path)
+      await sync.pull(ws, third)
+      expect((await stat(join(third.projectDir, 'bin/run.sh'))).mode & 0o777).toBe(0o600)
+    },
+  )
+
   test.concurrent('pull of an unknown workspace leaves both directories empty', async () => {
     await using kit = await open()
     await using dir = await tempDir()
@@ -312,6 +340,7 @@ describe.each(STORES)('workspace sync with the %s store', (kind, open) => {
         deleted: 2,
         bytes: added.config.length + big.length + 5,
         skipped: [],
+        refused: [],
         ms: expect.any(Number),
       })
       expect(rec.calls).toEqual([
@@ -357,6 +386,7 @@ describe.each(STORES)('workspace sync with the %s store', (kind, open) => {
       deleted: 0,
       bytes: 0,
       skipped: [],
+      refused: [],
       ms: expect.any(Number),
     })
     expect(rec.calls).toEqual([])
@@ -394,6 +424,7 @@ describe.each(STORES)('workspace sync with the %s store', (kind, open) => {
         deleted: 0,
         bytes: '{"env":{"SHORT":"short"}}'.length + 'nothing to hide'.length,
         skipped: ['claude-home/cache/blob.bin', 'project/.env'],
+        refused: [],
         ms: expect.any(Number),
       })
       expect(rec.calls).toEqual([
@@ -606,6 +637,7 @@ describe.each(STORES)('workspace sync with the %s store', (kind, open) => {
         deleted: 2,
         bytes: sizeOf(after),
         skipped: [],
+        refused: [],
         ms: expect.any(Number),
       })
       expect(await sync.pendingSpools(ws)).toBe(0)
@@ -636,6 +668,7 @@ describe.each(STORES)('workspace sync with the %s store', (kind, open) => {
         deleted: 0,
         bytes: sizeOf(files) - (kind === 'local' ? files['a\\b.txt']!.length : 0),
         skipped: refused,
+        refused: refused.map((path) => ({ path, error: expect.stringContaining(path) })),
         ms: expect.any(Number),
       })
       expect(await sync.pendingSpools(ws)).toBe(0)

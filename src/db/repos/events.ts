@@ -2,7 +2,10 @@ import { and, asc, eq, gt, inArray, isNull, max, or, sql, type SQL } from 'drizz
 import type { Db } from '../handle.ts'
 import { eventDeliveries, sessionEvents, type SessionEventRow } from '../schema.ts'
 
-export type NewSessionEvent = typeof sessionEvents.$inferInsert
+/** A row to append; its `attempt` may be a subquery, read in the insert statement itself. */
+export type NewSessionEvent = Omit<typeof sessionEvents.$inferInsert, 'attempt'> & {
+  attempt?: number | SQL | null
+}
 
 /** Inserts in order; rows whose (session, event id) already exist are skipped, not returned. */
 export async function insertEvents(db: Db, rows: NewSessionEvent[]): Promise<SessionEventRow[]> {

@@ -92,6 +92,12 @@ async function askControl(ctx: TurnCtx): Promise<string> {
   })
   if (!res.ok) die(1, `fake-claude: control server answered ${res.status}: ${await res.text()}`)
   const answer = (await abortable(res.json(), ctx.signal)) as Json
+  if (typeof answer.burst === 'number' && answer.burst > 0)
+    await ctx.io.emit(
+      Array.from({ length: answer.burst }, (_, i) =>
+        ctx.stamp(assistant(ctx.o.model, [{ type: 'text', text: `burst ${i}` }])),
+      ),
+    )
   return typeof answer.reply === 'string' ? answer.reply : ctx.echo
 }
 
