@@ -1,5 +1,6 @@
 import { Elysia, t } from 'elysia'
 import { errors } from './schemas.ts'
+import { auth } from './security.ts'
 
 export const healthRoutes = (check: () => Promise<void>) =>
   new Elysia().get(
@@ -9,7 +10,7 @@ export const healthRoutes = (check: () => Promise<void>) =>
       return { status: 'ok' as const }
     },
     {
-      detail: { summary: 'Liveness and database check', tags: ['health'] },
+      detail: { summary: 'Liveness and database check', tags: ['health'], security: auth.open },
       response: { 200: t.Object({ status: t.Literal('ok') }), ...errors(500) },
     },
   )

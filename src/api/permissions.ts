@@ -2,9 +2,10 @@ import { Elysia, t } from 'elysia'
 import { apiKeyGuard } from '../auth/api-key.ts'
 import type { Permissions } from '../turns/permissions.ts'
 import { AnyObject, errors } from './schemas.ts'
+import { auth } from './security.ts'
 
 export const permissionsRoutes = (deps: { permissions: Permissions; apiKeys: readonly string[] }) =>
-  new Elysia().use(apiKeyGuard(deps.apiKeys)).post(
+  new Elysia({ detail: { security: auth.apiKey } }).use(apiKeyGuard(deps.apiKeys)).post(
     '/v1/sessions/:id/permissions/:request_id',
     async ({ params, body }) => ({
       event: await deps.permissions.answer(params.id, params.request_id, {

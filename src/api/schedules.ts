@@ -3,6 +3,7 @@ import { apiKeyGuard } from '../auth/api-key.ts'
 import type { SessionService } from '../sessions/service.ts'
 import { taskJson, type ScheduleTasks } from '../turns/schedule-tasks.ts'
 import { bounded, errors } from './schemas.ts'
+import { auth } from './security.ts'
 import { WORKSPACE_ID } from './sessions.ts'
 
 const Task = t.Object({
@@ -27,7 +28,7 @@ export const schedulesRoutes = (deps: {
   sessions: SessionService
   apiKeys: readonly string[]
 }) =>
-  new Elysia()
+  new Elysia({ detail: { security: auth.apiKey } })
     .use(apiKeyGuard(deps.apiKeys))
     .get(
       '/v1/sessions/:id/schedules',

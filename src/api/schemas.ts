@@ -1,4 +1,4 @@
-import { Type, type IntegerOptions } from '@sinclair/typebox'
+import { Type, type IntegerOptions, type TSchema } from '@sinclair/typebox'
 import { t } from 'elysia'
 import { BadRequestError } from '../errors.ts'
 
@@ -12,11 +12,30 @@ export const errors = (...statuses: (400 | 401 | 403 | 404 | 409 | 413 | 429 | 5
   Object.fromEntries(statuses.map((s) => [s, ErrorBody])) as Record<number, typeof ErrorBody>
 
 /**
- * The documented responses of an SSE route. Its `detail.responses` replaces the ones generated
- * from `response`, so the error responses are listed here as well.
+ * The documented responses of an SSE route, given what its `data:` lines hold. The generator
+ * drops `detail.responses` when the route declares `response`, so SSE routes declare only these.
  */
-export const sseResponses = (...statuses: Parameters<typeof errors>) => ({
-  200: { description: 'text/event-stream' },
+export const sseResponses = (
+  frame: { data: TSchema; event?: string; closes?: string },
+  ...statuses: Parameters<typeof errors>
+) => ({
+  200: {
+    description: `Server-sent events${frame.closes ? `; the stream closes ${frame.closes}` : ''}`,
+    content: {
+      'text/event-stream': {
+        schema: {
+          type: 'string' as const,
+          description:
+            'One frame per event, ended by a blank line: ' +
+            (frame.event ? `\`event: ${frame.event}\`, ` : '') +
+            '`id: <sequence_num>` (resume with Last-Event-ID) and `data: <JSON on one line>` ' +
+            'shaped as `x-sse-data`. Lines starting with `:` are comments: `: connected` first, ' +
+            '`: keepalive` on an idle stream.',
+          'x-sse-data': frame.data,
+        },
+      },
+    },
+  },
   ...Object.fromEntries(
     statuses.map((s) => [
       s,
@@ -54,3 +73,19 @@ export function bounded(
 /** Any JSON object (not an array, not a string): Elysia's `t.Record` lets a string through. */
 export const AnyObject = (opts?: { description?: string }) =>
   Type.Object({}, { additionalProperties: true, ...opts })
+
+/** An event as the external API shows it (eventJson in sessions/client-events.ts). */
+export const Event = t.Object({
+  event_id: t.String(),
+  sequence_num: Int(),
+  event_type: t.String(),
+  source: t.String(),
+  epoch: Int(),
+  turn_id: t.Union([t.String(), t.Null()]),
+  attempt: t.Union([Int(), t.Null()], {
+    description: 'Which attempt of its turn: 0 before the first, then 1, 2 (a re-run)',
+  }),
+  ephemeral: t.Boolean(),
+  payload: AnyObject(),
+  created_at: t.String(),
+})

@@ -3,7 +3,8 @@ import { Elysia, t } from 'elysia'
 import { apiKeyGuard } from '../auth/api-key.ts'
 import { cursorFrom } from '../events/sse.ts'
 import type { SessionEvents } from '../sessions/client-events.ts'
-import { AnyObject, bounded, errors, Int, sseResponses } from './schemas.ts'
+import { auth } from './security.ts'
+import { AnyObject, bounded, errors, Event, sseResponses } from './schemas.ts'
 
 const Payload = Type.Object(
   { type: Type.String({ minLength: 1 }), uuid: Type.Optional(Type.String({ minLength: 1 })) },
@@ -13,26 +14,11 @@ const Payload = Type.Object(
   },
 )
 
-const Event = t.Object({
-  event_id: t.String(),
-  sequence_num: Int(),
-  event_type: t.String(),
-  source: t.String(),
-  epoch: Int(),
-  turn_id: t.Union([t.String(), t.Null()]),
-  attempt: t.Union([Int(), t.Null()], {
-    description: 'Which attempt of its turn: 0 before the first, then 1, 2 (a re-run)',
-  }),
-  ephemeral: t.Boolean(),
-  payload: AnyObject(),
-  created_at: t.String(),
-})
-
 export const sessionEventsRoutes = (deps: {
   sessionEvents: SessionEvents
   apiKeys: readonly string[]
 }) =>
-  new Elysia({ prefix: '/v1/sessions/:id/events' })
+  new Elysia({ prefix: '/v1/sessions/:id/events', detail: { security: auth.apiKey } })
     .use(apiKeyGuard(deps.apiKeys))
     .post(
       '',
@@ -107,8 +93,7 @@ export const sessionEventsRoutes = (deps: {
             'on idle streams. A listener that falls too far behind is disconnected; reconnect ' +
             'with Last-Event-ID.',
           tags: ['events'],
-          responses: sseResponses(400, 401, 404),
+          responses: sseResponses({ data: Event }, 400, 401, 404),
         },
-        response: errors(400, 401, 404),
       },
     )

@@ -3,6 +3,7 @@ import { apiKeyGuard } from '../auth/api-key.ts'
 import type { SessionRow } from '../db/schema.ts'
 import type { SessionService } from '../sessions/service.ts'
 import { bounded, errors } from './schemas.ts'
+import { auth } from './security.ts'
 
 export const WORKSPACE_ID = t.String({
   pattern: '^(?!\\.{1,2}$)[A-Za-z0-9._-]{1,128}$',
@@ -48,7 +49,7 @@ export const sessionJson = (s: SessionRow): typeof Session.static => ({
 })
 
 export const sessionsRoutes = (deps: { sessions: SessionService; apiKeys: readonly string[] }) =>
-  new Elysia({ prefix: '/v1/sessions' })
+  new Elysia({ prefix: '/v1/sessions', detail: { security: auth.apiKey } })
     .use(apiKeyGuard(deps.apiKeys))
     .post(
       '',

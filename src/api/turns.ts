@@ -5,7 +5,8 @@ import type { TurnRow } from '../db/schema.ts'
 import { cursorFrom } from '../events/sse.ts'
 import type { TurnQueue } from '../turns/queue.ts'
 import type { TurnStreams } from '../turns/stream.ts'
-import { AnyObject, bounded, errors, Int, sseResponses } from './schemas.ts'
+import { AnyObject, bounded, errors, Event, Int, sseResponses } from './schemas.ts'
+import { auth } from './security.ts'
 import { WORKSPACE_ID } from './sessions.ts'
 
 const SESSION_ID = t.String({
@@ -84,7 +85,7 @@ export const turnJson = (r: TurnRow): typeof Turn.static => {
   }
 }
 
-const sse = { 200: { description: 'text/event-stream; closes after the turn’s `done` event' } }
+const frames = { data: Event, closes: 'after the turn’s `done` event' }
 const tags = ['turns']
 
 export const turnsRoutes = (deps: {
@@ -102,7 +103,7 @@ export const turnsRoutes = (deps: {
       imUserId: body.im_user_id,
       metadata: body.metadata,
     })
-  return new Elysia()
+  return new Elysia({ detail: { security: auth.apiKey } })
     .use(apiKeyGuard(deps.apiKeys))
     .post(
       '/api/turns',
@@ -113,7 +114,6 @@ export const turnsRoutes = (deps: {
       },
       {
         body: TurnBody,
-        response: errors(400, 401, 409, 413, 429, 503),
         detail: {
           summary: 'Run a turn and follow it (SSE until its done frame)',
           description:
@@ -121,7 +121,7 @@ export const turnsRoutes = (deps: {
             'streams its events. Disconnecting does not stop the turn: follow it again with ' +
             'GET /api/turns/{id}/events (the turn id is in every frame).',
           tags,
-          responses: { ...sseResponses(400, 401, 409, 413, 429, 503), ...sse },
+          responses: sseResponses(frames, 400, 401, 409, 413, 429, 503),
         },
       },
     )
@@ -167,11 +167,10 @@ export const turnsRoutes = (deps: {
       },
       {
         query: t.Object({ since: t.Optional(t.Integer()) }, { additionalProperties: true }),
-        response: errors(400, 401, 404),
         detail: {
           summary: 'Follow a turn: replay after Last-Event-ID/since, then live',
           tags,
-          responses: { ...sseResponses(400, 401, 404), ...sse },
+          responses: sseResponses(frames, 400, 401, 404),
         },
       },
     )

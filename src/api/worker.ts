@@ -4,6 +4,7 @@ import { workerGuard } from '../auth/worker-guard.ts'
 import { cursorFrom } from '../events/sse.ts'
 import type { WorkerIngress } from '../sessions/worker-ingress.ts'
 import { AnyObject, bounded, errors, Int, sseResponses } from './schemas.ts'
+import { auth } from './security.ts'
 
 const Epoch = Int({ minimum: 0, description: 'The worker epoch (CLAUDE_CODE_WORKER_EPOCH)' })
 const Obj = AnyObject()
@@ -17,10 +18,20 @@ const Open = <P extends Parameters<typeof t.Object>[0]>(props: P) =>
   t.Object(props, { additionalProperties: true })
 const writeErrors = errors(400, 401, 403, 404, 409, 413)
 const tags = ['worker']
+/** A client event as a worker's stream carries it (clientEnvelope in sessions/worker-ingress.ts). */
+const ClientEvent = t.Object({
+  event_id: t.String(),
+  sequence_num: Int(),
+  event_type: t.Literal('client_event'),
+  source: t.String(),
+  payload: Obj,
+  created_at: t.String(),
+})
+const clientEvents = { data: ClientEvent, event: 'client_event' }
 
 /** The eight CCR v2 worker endpoints (worker/PROTOCOL.md §2), guarded by the worker JWT. */
 export const workerRoutes = (deps: { ingress: WorkerIngress; tokenKey: Uint8Array }) =>
-  new Elysia({ prefix: '/v1/sessions/:id/worker' })
+  new Elysia({ prefix: '/v1/sessions/:id/worker', detail: { security: auth.workerToken } })
     .use(workerGuard(deps.tokenKey))
     .get('', async ({ worker }) => ({ worker: await deps.ingress.getWorker(worker) }), {
       response: { 200: t.Object({ worker: Obj }), ...errors(401, 403, 404, 409) },
@@ -57,14 +68,13 @@ export const workerRoutes = (deps: { ingress: WorkerIngress; tokenKey: Uint8Arra
       },
       {
         query: Open({ from_sequence_num: t.Optional(t.Integer()) }),
-        response: errors(400, 401, 403, 404, 409),
         detail: {
           summary: 'Client events for the worker (SSE, `event: client_event`, `id: <seq>`)',
           description:
             'Replays after from_sequence_num / Last-Event-ID; a worker with no cursor gets what ' +
             'no earlier worker consumed. Keepalive comments every 15 s.',
           tags,
-          responses: sseResponses(400, 401, 403, 404, 409),
+          responses: sseResponses(clientEvents, 400, 401, 403, 404, 409),
         },
       },
     )
