@@ -169,7 +169,10 @@ export function createOpenVikingHttp(options: OpenVikingHttpOptions) {
     if (!reply.ok && !exists) throw fail(call, reply, reply.tries)
   }
 
-  /** Upserts files below the existing directory `rootUri`, bytes as base64, in order. */
+  /**
+   * Upserts files below the existing directory `rootUri`, bytes as base64. OpenViking v0.4.16
+   * writes them sorted by URI whatever the order sent, and a failed write keeps earlier ones.
+   */
   async function batchWrite(
     rootUri: string,
     ops: readonly { uri: string; bytes: Uint8Array }[],

@@ -50,7 +50,7 @@ interface ManifestRecord {
   parts?: number
 }
 
-/** `<name>.ccbroker-parts/parts.json`, written after the parts `part-0`, `part-1`, …. */
+/** `<name>.ccbroker-parts/parts.json`, written in a request after its parts `part-0`, …. */
 interface PartsIndex {
   version: 1
   size: number
@@ -175,6 +175,7 @@ export function createOpenVikingStore(options: OpenVikingStoreOptions): Workspac
       await http.mkdir(root, what)
       const manifest = await loadManifest(id)
       const puts: Put[] = []
+      const indexes: Put[] = []
       const deletes: { uri: string; recursive?: boolean }[] = []
       for (const { path, bytes, executable } of files) {
         const uri = root + toStoredPath(path)
@@ -197,16 +198,19 @@ export function createOpenVikingStore(options: OpenVikingStoreOptions): Workspac
           puts.push({ uri: `${uri}${partsSuffix}/part-${index.parts.length}`, bytes: part })
           index.parts.push({ size: part.length, sha256: sha256(part) })
         }
-        // The index follows its parts (a batch applies in order): it is the commit point.
         const indexBytes = utf8.encode(JSON.stringify(index))
-        puts.push({ uri: `${uri}${partsSuffix}/parts.json`, bytes: indexBytes })
+        indexes.push({ uri: `${uri}${partsSuffix}/parts.json`, bytes: indexBytes })
         deletes.push({ uri })
         for (let n = index.parts.length; n < (old?.parts ?? 0); n++)
           deletes.push({ uri: `${uri}${partsSuffix}/part-${n}` })
         const record = { size: bytes.length, sha256: index.sha256, parts: index.parts.length }
         manifest.set(path, { ...record, ...x })
       }
+      // An index, the commit point of its parts, goes in a later request than all of them:
+      // OpenViking v0.4.16 applies a batch sorted by URI, not as sent, and keeps the writes
+      // before a failed one, so no order within one batch commits anything.
       for (const batch of chunk(puts)) await http.batchWrite(root, batch, what)
+      for (const batch of chunk(indexes)) await http.batchWrite(root, batch, what)
       await mapLimit(deletes, deleteConcurrency, (d) => http.remove(d.uri, what, d.recursive))
       await saveManifest(id, manifest)
     })
