@@ -8,6 +8,10 @@ import type { Database } from './db/handle.ts'
 import { openDatabase } from './db/open.ts'
 import { listEventsSince, maxEventSeq } from './db/repos/events.ts'
 import { pingDatabase } from './db/repos/health.ts'
+import { countAllQueuedTurns } from './db/repos/turns.ts'
+import { pendingMigrations } from './db/migrate.ts'
+import { UnavailableError } from './errors.ts'
+import { createMetrics } from './metrics.ts'
 import { createBus } from './events/bus.ts'
 import { createDedup } from './events/dedup.ts'
 import { createEventLog } from './events/log.ts'
@@ -38,6 +42,7 @@ import { createWorkerSetup } from './worker-setup.ts'
 import { createLocalStore } from './workspace/local.ts'
 import { createWorkspaceLock } from './workspace/lock.ts'
 import { createOpenVikingStore } from './workspace/openviking.ts'
+import { checkOpenViking } from './workspace/openviking-health.ts'
 import { createWorkspaceSync } from './workspace/sync.ts'
 
 /** How often spooled workspace changes are tried again without waiting for a turn. */
@@ -76,6 +81,8 @@ export async function startBroker(config: Readonly<Config>, log?: Logger): Promi
     const db = database.db
     // One id per broker start: on leases, and on NOTIFYs so a broker skips its own.
     const owner = newOwnerId()
+    const metrics = createMetrics()
+    let stopping = false
 
     // The event log and its live fan-out.
     const bus = createBus({
@@ -85,7 +92,19 @@ export async function startBroker(config: Readonly<Config>, log?: Logger): Promi
       log: logger,
     })
     await bridgeNotifications(database, bus, owner)
-    const events = createEventLog({ database, bus, dedup: createDedup(), origin: owner })
+    const events = createEventLog({
+      database,
+      bus,
+      dedup: createDedup(),
+      origin: owner,
+      onAppended(rows) {
+        for (const row of rows) {
+          metrics.eventsAppended.inc({ source: row.source })
+          if (row.source === 'broker' && row.eventType === 'done')
+            metrics.turns.inc({ state: String(row.payload.state) })
+        }
+      },
+    })
 
     // Sessions and the worker protocol. Workers learn the broker's URL once it listens: the
     // ones it starts use its own address, external ones the public URL.
@@ -154,6 +173,16 @@ export async function startBroker(config: Readonly<Config>, log?: Logger): Promi
             log: logger,
           })
         : createLocalStore({ root: config.workspaceDir })
+    // A server too old for the store (or a ROOT key) fails every push: said at once, not at the
+    // first turn. The broker starts either way; the store may come up later.
+    if (config.workspaceStore === 'openviking')
+      void checkOpenViking({
+        url: config.openVikingUrl!,
+        apiKey: config.openVikingApiKey ?? undefined,
+      }).then((found) => {
+        if (!found.ok)
+          logger.warn('the OpenViking store cannot work yet', { problem: found.problem })
+      })
     const sync = createWorkspaceSync({
       store,
       lock: createWorkspaceLock(database),
@@ -190,6 +219,7 @@ export async function startBroker(config: Readonly<Config>, log?: Logger): Promi
       directory,
       generations,
       owner,
+      metrics,
       log: logger,
       hooks: createWorkerSetup({
         config,
@@ -197,6 +227,8 @@ export async function startBroker(config: Readonly<Config>, log?: Logger): Promi
         permissions,
         sync,
         storeName: store.describe(),
+        storeKind: store.name,
+        metrics,
         events,
         localUrl: () => localUrl,
       }),
@@ -236,6 +268,12 @@ export async function startBroker(config: Readonly<Config>, log?: Logger): Promi
       pollMs: config.schedulerPollMs,
     })
     const streams = createTurnStreams({ db, bus, keepaliveMs: config.sseKeepaliveMs })
+    metrics.observe({
+      queuedTurns: () => countAllQueuedTurns(db),
+      runningWorkers: runner.activeCount,
+      listeners: () => bus.listenerCount(),
+    })
+    const accessLevel = config.accessLog
 
     const publicHost = config.publicUrl ? new URL(config.publicUrl).hostname.toLowerCase() : null
     const app = createApp({
@@ -247,6 +285,16 @@ export async function startBroker(config: Readonly<Config>, log?: Logger): Promi
       maxBodyBytes: config.maxBodyBytes,
       cancelWaitMs: config.stopGraceMs * 4 + 5_000,
       checkHealth: () => pingDatabase(db),
+      async checkReady() {
+        if (stopping) throw new UnavailableError('the broker is shutting down')
+        await pingDatabase(db)
+        const pending = await pendingMigrations(db)
+        if (pending.length > 0)
+          throw new UnavailableError(`migrations not applied: ${pending.join(', ')}`)
+      },
+      metrics,
+      metricsPublic: config.metricsPublic,
+      access: accessLevel === 'silent' ? () => {} : (fields) => logger[accessLevel]('http', fields),
       sessions,
       sessionEvents,
       ingress,
@@ -294,6 +342,7 @@ export async function startBroker(config: Readonly<Config>, log?: Logger): Promi
       async stop() {
         if (stopped) return
         stopped = true
+        stopping = true
         // Every step runs even when one fails (a database outage): a stop always completes.
         const step = async (what: string, fn: () => Promise<unknown> | unknown) => {
           try {

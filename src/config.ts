@@ -26,6 +26,10 @@ export interface Config {
   workerTokenTtlSeconds: number
   /** CCBROKER_LOG_LEVEL: debug | info | warn | error | silent, default info. */
   logLevel: LogLevel
+  /** CCBROKER_ACCESS_LOG: the level of the per-request access log lines (default info; off). */
+  accessLog: LogLevel
+  /** CCBROKER_METRICS_PUBLIC: serve /metrics without an API key (default false). */
+  metricsPublic: boolean
   /** CCBROKER_API_KEYS: comma-separated; empty → the external API is open (loopback only). */
   apiKeys: readonly string[]
   /** CCBROKER_ALLOW_NO_AUTH: serve a non-loopback address without API keys (default false). */
@@ -110,6 +114,10 @@ export function loadConfig(env: Env, cwd: string = process.cwd()): Readonly<Conf
   const logLevel = (str(env, 'CCBROKER_LOG_LEVEL') ?? 'info') as LogLevel
   if (!levels.includes(logLevel))
     throw new ConfigError('CCBROKER_LOG_LEVEL', `expected one of ${levels.join(', ')}`)
+  const accessRaw = str(env, 'CCBROKER_ACCESS_LOG') ?? 'info'
+  const accessLog = (accessRaw === 'off' ? 'silent' : accessRaw) as LogLevel
+  if (!levels.includes(accessLog))
+    throw new ConfigError('CCBROKER_ACCESS_LOG', `expected off or one of ${levels.join(', ')}`)
   const dataDir = str(env, 'CCBROKER_DATA_DIR') ?? './data'
   const transport = str(env, 'CCBROKER_WORKER_TRANSPORT') ?? 'stdio'
   if (transport !== 'ccr' && transport !== 'stdio')
@@ -190,6 +198,8 @@ export function loadConfig(env: Env, cwd: string = process.cwd()): Readonly<Conf
     jwtSecret,
     workerTokenTtlSeconds: int(env, 'CCBROKER_WORKER_TOKEN_TTL_SECONDS', 86_400, 60, 30 * 86_400),
     logLevel,
+    accessLog,
+    metricsPublic: bool(env, 'CCBROKER_METRICS_PUBLIC', false),
     apiKeys: Object.freeze(apiKeys),
     allowNoAuth,
     corsOrigins: Object.freeze(corsOrigins),

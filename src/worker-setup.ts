@@ -2,6 +2,7 @@ import type { Config } from './config.ts'
 import type { EventLog } from './events/log.ts'
 import type { WorkerMcp } from './mcp/server.ts'
 import type { TurnHooks } from './turns/executor.ts'
+import type { Metrics } from './metrics.ts'
 import type { Permissions } from './turns/permissions.ts'
 import { projectKey } from './worker/claude-args.ts'
 import type { WorkspaceSync } from './workspace/sync.ts'
@@ -22,6 +23,9 @@ export function createWorkerSetup(deps: {
   permissions: Permissions
   sync: WorkspaceSync
   storeName: string
+  /** The store's kind (`local`, `openviking`), a metric label. */
+  storeKind: string
+  metrics?: Pick<Metrics, 'workspaceSync'>
   events: EventLog
   /** This broker's own URL: a worker's MCP server is in the broker that started it. */
   localUrl: () => string
@@ -53,6 +57,10 @@ export function createWorkerSetup(deps: {
       let pulled
       try {
         pulled = await deps.sync.pull(session.workspaceId, syncDirs)
+        deps.metrics?.workspaceSync.observe(
+          { direction: 'pull', store: deps.storeKind },
+          pulled.ms / 1000,
+        )
       } catch (err) {
         throw new Error(
           `could not pull workspace ${session.workspaceId} from ${deps.storeName}: ${(err as Error).message}`,
@@ -87,6 +95,10 @@ export function createWorkerSetup(deps: {
           await deps.permissions.expire(turn.id)
           try {
             const pushed = await deps.sync.push(session.workspaceId, syncDirs, pulled.before)
+            deps.metrics?.workspaceSync.observe(
+              { direction: 'push', store: deps.storeKind },
+              pushed.ms / 1000,
+            )
             await event({
               type: 'workspace_pushed',
               workspace_id: session.workspaceId,

@@ -2,10 +2,13 @@ import { beforeAll, describe, expect, test } from 'bun:test'
 import { existsSync } from 'node:fs'
 import { copyFile, readdir } from 'node:fs/promises'
 import { dirname, join, resolve } from 'node:path'
+import pkg from '../package.json' with { type: 'json' }
 import { TEST_SECRET } from './helpers/broker.ts'
+import { runCli } from './helpers/cli.ts'
 import { databases } from './helpers/databases.ts'
 import { lineReader } from './helpers/lines.ts'
 import { tempDir } from './helpers/temp-dir.ts'
+import { scenarioClaudeBin } from './helpers/turns.ts'
 
 const ROOT = resolve(import.meta.dir, '..')
 const BINARY = join(ROOT, 'dist/cc-broker')
@@ -94,6 +97,43 @@ describe('the compiled binary', () => {
       body: { session: expect.objectContaining({ id: sessionId, workspace_id: 'ws-bin' }) },
     })
     expect((await again.stop()).exitCode).toBe(0)
+  })
+
+  test('its CLI: --help, version, an unknown command, doctor, and a turn against the binary broker', async () => {
+    await using dir = await tempDir()
+    const bin = join(dir.path, 'cc-broker')
+    await copyFile(BINARY, bin)
+    const help = await runCli(['--help'], { bin, cwd: dir.path })
+    expect(help.exitCode).toBe(0)
+    expect(help.stdout).toContain('Usage: cc-broker [command] [options]')
+    expect((await runCli(['version'], { bin })).stdout).toStartWith(`cc-broker ${pkg.version} (`)
+    expect((await runCli(['nope'], { bin })).exitCode).toBe(2)
+    expect(await readdir(dir.path)).toEqual(['cc-broker'])
+
+    const env = {
+      CCBROKER_CLAUDE_BIN: await scenarioClaudeBin(dir.path),
+      CCBROKER_WORKER_ENV: JSON.stringify({ FAKE_CLAUDE_SCENARIO: 'echo' }),
+    }
+    await using broker = await startBinary(dir.path, env)
+    const turn = await runCli(
+      ['turn', '--url', broker.url, '--session', 's-bin', 'hi from the binary'],
+      { bin },
+    )
+    expect(turn.stdout.split('\n').slice(0, 2)).toEqual([
+      '› hi from the binary',
+      'echo: hi from the binary',
+    ])
+    expect(turn.exitCode).toBe(0)
+    // doctor reads the running broker's data dir: PGlite is in use by it, and all is well.
+    const doctor = await runCli(['doctor'], {
+      bin,
+      cwd: dir.path,
+      env: { ...env, CCBROKER_DATA_DIR: join(dir.path, 'data') },
+    })
+    expect(doctor.stdout).toContain(`open in broker pid ${broker.proc.pid}`)
+    expect(doctor.stdout).not.toContain('✗')
+    expect(doctor.exitCode).toBe(0)
+    expect((await broker.stop()).exitCode).toBe(0)
   })
 
   const postgresKind = databases().find((d) => d.name === 'postgres')

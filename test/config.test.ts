@@ -13,6 +13,8 @@ const defaults = {
   jwtSecret: null,
   workerTokenTtlSeconds: 86_400,
   logLevel: 'info',
+  accessLog: 'info',
+  metricsPublic: false,
   apiKeys: [],
   allowNoAuth: false,
   corsOrigins: [],

@@ -1,5 +1,6 @@
 import { Elysia } from 'elysia'
 import type { Logger } from '../log.ts'
+import type { Metrics } from '../metrics.ts'
 import type { WorkerMcp } from '../mcp/server.ts'
 import type { SessionEvents } from '../sessions/client-events.ts'
 import type { SessionService } from '../sessions/service.ts'
@@ -15,6 +16,8 @@ import { errorMapper } from './error-mapper.ts'
 import { healthRoutes } from './health.ts'
 import { jsonBody } from './json-body.ts'
 import { mcpRoutes } from './mcp.ts'
+import { observeRequests } from './observe.ts'
+import { opsRoutes } from './ops.ts'
 import { permissionsRoutes } from './permissions.ts'
 import { requestGuard } from './request-guard.ts'
 import { schedulesRoutes } from './schedules.ts'
@@ -35,6 +38,13 @@ export interface AppDeps {
   /** How long a cancel of a running turn waits for it to end before answering. */
   cancelWaitMs: number
   checkHealth(): Promise<void>
+  /** Throws (a 503 saying why) unless the broker is ready to serve. */
+  checkReady(): Promise<void>
+  metrics: Metrics
+  /** /metrics takes the API keys unless CCBROKER_METRICS_PUBLIC. */
+  metricsPublic: boolean
+  /** Writes one access log line per request (at its level), or nothing. */
+  access: (fields: Record<string, unknown>) => void
   sessions: SessionService
   sessionEvents: SessionEvents
   ingress: WorkerIngress
@@ -53,6 +63,7 @@ export function createApp(deps: AppDeps) {
   // and TypeBox's strips open payloads. Schemas say themselves whether extra keys are allowed.
   return new Elysia({ normalize: false })
     .use(errorMapper(deps.log))
+    .use(observeRequests({ access: deps.access, metrics: deps.metrics }))
     .use(
       requestGuard({
         apiKeysSet: apiKeys.length > 0,
@@ -64,6 +75,14 @@ export function createApp(deps: AppDeps) {
     .use(jsonBody(deps.maxBodyBytes))
     .use(docs())
     .use(healthRoutes(deps.checkHealth))
+    .use(
+      opsRoutes({
+        ready: deps.checkReady,
+        metrics: deps.metrics,
+        apiKeys,
+        metricsPublic: deps.metricsPublic,
+      }),
+    )
     .use(sessionsRoutes({ sessions: deps.sessions, apiKeys }))
     .use(sessionEventsRoutes({ sessionEvents: deps.sessionEvents, apiKeys }))
     .use(workerRoutes({ ingress: deps.ingress, tokenKey: deps.tokenKey }))

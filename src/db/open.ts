@@ -18,6 +18,8 @@ export interface OpenOptions {
   log: Logger
   /** Pool size for postgres (default 10). */
   maxConnections?: number
+  /** Apply pending migrations on open (default true; `migrate --dry-run` only looks). */
+  migrate?: boolean
 }
 
 /** Opens (and migrates) the embedded PGlite in `dataDir`, or Postgres at `databaseUrl`. */
@@ -91,7 +93,7 @@ async function openPostgres(url: string, opts: OpenOptions): Promise<Database> {
   const migrator = postgres(url, { max: 1, ...quiet })
   try {
     await migrator`select pg_advisory_lock(7270417)`
-    await migrate(drizzlePostgres(migrator, { schema }))
+    if (opts.migrate !== false) await migrate(drizzlePostgres(migrator, { schema }))
     await migrator`select pg_advisory_unlock(7270417)`
   } finally {
     await migrator.end()
@@ -125,7 +127,7 @@ async function openPglite(opts: OpenOptions): Promise<Database> {
       ...(fresh ? { loadDataDir: pgliteSeed() } : {}),
     })
     const db = drizzlePglite(pg, { schema })
-    await migrate(db)
+    if (opts.migrate !== false) await migrate(db)
     await privateTree(dir)
     return {
       db,

@@ -43,6 +43,8 @@ interface Tail {
 
 interface Sub extends Subscriber {
   filter: (e: EventRow) => boolean
+  /** An internal consumer, not a listener. */
+  lossless: boolean
   push(e: EventRow): void
   end(reason: CloseReason): void
 }
@@ -128,6 +130,7 @@ export function createBus(deps: BusDeps) {
     const closed = Promise.withResolvers<CloseReason>()
     const sub: Sub = {
       filter,
+      lossless,
       ready,
       closed: closed.promise,
       get closedReason() {
@@ -255,6 +258,13 @@ export function createBus(deps: BusDeps) {
       if (sessionId) return tails.get(sessionId)?.subs.size ?? 0
       let n = 0
       for (const t of tails.values()) n += t.subs.size
+      return n
+    },
+
+    /** Listeners (event streams of callers and workers), not the broker's own consumers. */
+    listenerCount(): number {
+      let n = 0
+      for (const t of tails.values()) for (const s of t.subs) if (!s.lossless) n++
       return n
     },
 

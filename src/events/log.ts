@@ -69,6 +69,8 @@ export function createEventLog(deps: {
   dedup: Dedup
   /** This broker's id in NOTIFY payloads, so it can skip its own (already published). */
   origin: string
+  /** Rows this process committed (for metrics), after the commit. */
+  onAppended?: (rows: EventRow[]) => void
 }) {
   const { database, bus, dedup } = deps
   const db = database.db
@@ -126,6 +128,7 @@ export function createEventLog(deps: {
     for (const row of fresh) if (!insertedIds.has(row.eventId)) duplicates.push(row.eventId)
     dedup.add(sessionId, [...seen, ...decided.map((r) => r.eventId)])
     bus.publish(sessionId, prevSeq, inserted)
+    if (inserted.length > 0) deps.onAppended?.(inserted)
     return { inserted, duplicates }
   }
 

@@ -15,12 +15,15 @@ export interface SseStreamOptions {
   frame: (e: EventRow) => string
   /** The stream closes after sending an event for which this is true. */
   isLast?: (e: EventRow) => boolean
-  /** Called once at the start, before the replay; its text (if any) is sent first. */
-  preamble?: string
+  /** Sent as `retry:` at the start: how long a client waits before it reconnects. */
+  retryMs?: number
   keepaliveMs: number
   signal: AbortSignal
   onClose?: (reason: string) => void
 }
+
+/** A listener's reconnection delay after a dropped stream (the SSE `retry:` field). */
+export const RETRY_MS = 1000
 
 const encoder = new TextEncoder()
 
@@ -65,7 +68,8 @@ export function sseResponse(opts: SseStreamOptions): Response {
         ctl = controller
         if (opts.signal.aborted) return finish(controller, 'aborted')
         // Bun sends no headers until the first body chunk: send one at once.
-        controller.enqueue(encoder.encode(opts.preamble ?? ': connected\n\n'))
+        const retry = opts.retryMs !== undefined ? `retry: ${opts.retryMs}\n` : ''
+        controller.enqueue(encoder.encode(`${retry}: connected\n\n`))
         opts.signal.addEventListener('abort', () => finish(controller, 'aborted'), { once: true })
       },
       async pull(controller) {

@@ -3,7 +3,7 @@ import { WebStandardStreamableHTTPServerTransport } from '@modelcontextprotocol/
 import type { Logger } from '../log.ts'
 import type { ScheduleTasks } from '../turns/schedule-tasks.ts'
 import type { ExecutorRegistryClient } from './backends/executor-registry.ts'
-import type { FetchLike } from './backends/http.ts'
+import type { FetchLike } from '../outbound/guard.ts'
 import type { ImBridgeClient } from './backends/im-bridge.ts'
 import type { WorkerContext } from './context.ts'
 import { registerExecutorTools } from './tools/executor.ts'

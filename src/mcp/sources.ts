@@ -5,7 +5,8 @@ import {
   UpstreamError,
 } from '../errors.ts'
 import type { ExecutorRegistryClient } from './backends/executor-registry.ts'
-import { errorText, type FetchLike } from './backends/http.ts'
+import type { FetchLike } from '../outbound/guard.ts'
+import { errorText } from './backends/http.ts'
 
 /** Where the bytes a worker sends come from, and the limits on getting them. */
 export interface SourceDeps {

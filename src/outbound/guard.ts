@@ -1,6 +1,5 @@
 import { lookup as dnsLookup } from 'node:dns/promises'
 import { OutboundRefusedError, UpstreamError } from '../errors.ts'
-import type { FetchLike } from '../mcp/backends/http.ts'
 import {
   type Address,
   type AllowRules,
@@ -12,6 +11,9 @@ import {
   parseFetchAllow,
 } from './addresses.ts'
 import { type Hop, firstHop, nextHop, redirectStatuses } from './hops.ts'
+
+/** The fetch the HTTP clients of remote services use (the global one unless a test gives its own). */
+export type FetchLike = (input: string | URL | Request, init?: RequestInit) => Promise<Response>
 
 export interface OutboundFetchOptions {
   /** CCBROKER_FETCH_ALLOW entries, or the rules parseFetchAllow made of them. */

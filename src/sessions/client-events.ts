@@ -4,7 +4,7 @@ import { getSession } from '../db/repos/sessions.ts'
 import { BadRequestError, NotFoundError } from '../errors.ts'
 import type { Bus, EventRow } from '../events/bus.ts'
 import { ensureUuid, type EventLog } from '../events/log.ts'
-import { frameText, sseResponse } from '../events/sse.ts'
+import { frameText, RETRY_MS, sseResponse } from '../events/sse.ts'
 
 /** Client event types Claude Code accepts on its stream (worker/PROTOCOL.md §4). */
 export const CLIENT_EVENT_TYPES = [
@@ -150,6 +150,7 @@ export function createSessionEvents(deps: {
         replay: (after) => listEventsSince(db, sessionId, after, LISTENER_PAGE),
         replayPageSize: LISTENER_PAGE,
         frame,
+        retryMs: RETRY_MS,
         keepaliveMs: deps.keepaliveMs,
         signal,
       })

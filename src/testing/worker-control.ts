@@ -22,6 +22,8 @@ export interface ControlAnswer {
   reply?: string
   /** Before the reply, this many assistant events in one batch (one write of many events). */
   burst?: number
+  /** Before the reply, these tool calls: each an assistant tool_use, then its tool_result. */
+  tools?: { name: string; input?: Record<string, unknown>; output?: string; isError?: boolean }[]
 }
 
 /** A turn held at its start: `arrived` once its worker asks, then waiting for `release`. */

@@ -7,6 +7,7 @@ import type { Bus, EventRow } from '../events/bus.ts'
 import type { EventLog } from '../events/log.ts'
 import type { Logger } from '../log.ts'
 import type { TurnSpec, WorkerDirs, WorkerRun, WorkerTransport } from '../worker/transport.ts'
+import type { Metrics } from '../metrics.ts'
 import type { Generations } from '../sessions/generations.ts'
 import type { TurnDirectory } from './directory.ts'
 import {
@@ -65,6 +66,7 @@ export function createTurnExecutor(deps: {
   directory: TurnDirectory
   generations: Generations
   owner: string
+  metrics?: Pick<Metrics, 'queueWait' | 'turnDuration' | 'spawnFailures'>
   log: Logger
   hooks?: TurnHooks
 }) {
@@ -155,6 +157,7 @@ export function createTurnExecutor(deps: {
       try {
         run = await deps.transport.start(spec)
       } catch (err) {
+        deps.metrics?.spawnFailures.inc()
         return failed(`worker could not start: ${(err as Error).message}`)
       }
       const r = run
@@ -236,6 +239,8 @@ export function createTurnExecutor(deps: {
     /** Records the outcome, unless the turn was handed back (shutdown) or taken (lease lost). */
     async execute(turn: TurnRow, control: TurnControl): Promise<void> {
       const log = deps.log.child({ sessionId: turn.sessionId, turnId: turn.id })
+      const startedAt = turn.startedAt ?? new Date()
+      deps.metrics?.queueWait.observe((startedAt.getTime() - turn.enqueuedAt.getTime()) / 1000)
       let outcome: Outcome | null
       try {
         const session = await getSession(db, turn.sessionId)
@@ -255,7 +260,9 @@ export function createTurnExecutor(deps: {
         { deadlineMs: deps.leaseMs },
       )
       if (!row) return log.warn('turn finished elsewhere; result not recorded')
-      log.info('turn finished', { state: o.state, error: o.error })
+      const seconds = (Date.now() - startedAt.getTime()) / 1000
+      deps.metrics?.turnDuration.observe({ state: o.state }, seconds)
+      log.info('turn finished', { state: o.state, error: o.error, seconds })
     },
   }
 }

@@ -1,17 +1,11 @@
 import type { Db } from '../db/handle.ts'
 import { listEventsSince } from '../db/repos/events.ts'
 import type { Bus, EventRow } from '../events/bus.ts'
-import { frameText, sseResponse } from '../events/sse.ts'
+import { frameText, RETRY_MS, sseResponse } from '../events/sse.ts'
 import { eventJson } from '../sessions/client-events.ts'
 import { isTerminal } from './outcome.ts'
 
 const PAGE = 500
-const SSE_HEADERS = {
-  'content-type': 'text/event-stream',
-  'cache-control': 'no-cache',
-  'x-accel-buffering': 'no',
-  connection: 'close',
-}
 const isDone = (e: EventRow) => e.source === 'broker' && e.eventType === 'done'
 
 /** A turn's events as SSE: replay after the cursor, then live, closing after its `done`. */
@@ -22,13 +16,13 @@ export function createTurnStreams(deps: { db: Db; bus: Bus; keepaliveMs: number 
       since: number,
       signal: AbortSignal,
     ): Promise<Response> {
-      // A finished turn has nothing after its done event: a cursor already past it would wait
-      // forever for one, so that stream ends at once.
+      // A finished turn has nothing after its done event: 204 is the event-stream way to say
+      // "stop reconnecting" to a client whose cursor is already past it.
       if (
         isTerminal(turn.state) &&
         (await listEventsSince(deps.db, turn.sessionId, since, 1, { turnId: turn.id })).length === 0
       )
-        return new Response(': connected\n\n', { headers: SSE_HEADERS })
+        return new Response(null, { status: 204 })
       return sseResponse({
         bus: deps.bus,
         sessionId: turn.sessionId,
@@ -39,6 +33,7 @@ export function createTurnStreams(deps: { db: Db; bus: Bus; keepaliveMs: number 
         replayPageSize: PAGE,
         frame: (e) => frameText(null, e.seq, eventJson(e)),
         isLast: isDone,
+        retryMs: RETRY_MS,
         keepaliveMs: deps.keepaliveMs,
         signal,
       })

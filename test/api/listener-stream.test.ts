@@ -93,7 +93,7 @@ describe.each(databases())('listener stream on $name', (db) => {
     headers: Record<string, string> = {},
   ) => openSse(`${broker.url}/v1/sessions/${id}/events/stream${query}`, headers)
 
-  test('frames are `id: <seq>` and `data: <event JSON>` with LF only, after a `: connected` comment', async () => {
+  test('frames are `id: <seq>` and `data: <event JSON>` with LF only, after a `retry:` hint and a `: connected` comment', async () => {
     const id = await newSession()
     const sent = await sendUser(id, 'hello')
     await using sse = await listen(b, id)
@@ -119,7 +119,7 @@ describe.each(databases())('listener stream on $name', (db) => {
       data: stored,
       raw: `id: ${sent.sequence_num}\ndata: ${JSON.stringify(stored)}\n\n`,
     })
-    expect(sse.text()).toBe(`: connected\n\n${frame!.raw}`)
+    expect(sse.text()).toBe(`retry: 1000\n: connected\n\n${frame!.raw}`)
     expect(sse.text()).not.toContain('\r')
   })
 
@@ -230,7 +230,7 @@ describe.each(databases())('listener stream on $name', (db) => {
     await until(() => sse.comments.filter((c) => c === 'keepalive').length >= 2, {
       what: 'two keepalive comments',
     })
-    expect(sse.text()).toStartWith(': connected\n\n: keepalive\n\n: keepalive\n\n')
+    expect(sse.text()).toStartWith('retry: 1000\n: connected\n\n: keepalive\n\n: keepalive\n\n')
     const sent = await sendUser(id, 'after a quiet spell')
     expect((await next)!.id).toBe(String(sent.sequence_num))
   })

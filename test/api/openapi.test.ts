@@ -4,8 +4,8 @@ import { startTestBroker, type TestBroker } from '../helpers/broker.ts'
 import { databases } from '../helpers/databases.ts'
 
 const KEY = 'key-openapi-aaaaaaaaaaaaaaaaaaaa'
-/** Routes that take no credentials. */
-const OPEN = new Set(['/healthz', '/readyz', '/metrics'])
+/** Routes that take no credentials (/metrics does, unless CCBROKER_METRICS_PUBLIC). */
+const OPEN = new Set(['/healthz', '/readyz'])
 const SSE_ROUTES = [
   'GET /v1/sessions/{id}/events/stream',
   'GET /v1/sessions/{id}/worker/events/stream',

@@ -34,7 +34,8 @@ export async function openSse(
     headers: { accept: 'text/event-stream', ...headers },
     signal: ac.signal,
   })
-  const reader = res.body!.getReader()
+  // A 204 (a finished turn past its cursor) has no body: the stream has ended.
+  const reader = res.body?.getReader() ?? null
   const decoder = new TextDecoder()
   let buffer = ''
   let all = ''
@@ -84,7 +85,7 @@ export async function openSse(
       for (;;) {
         const frame = pending.shift()
         if (frame) return frame
-        if (ended) return null
+        if (ended || !reader) return null
         const { value, done } = await reader.read().catch(() => ({ value: undefined, done: true }))
         if (done) {
           ended = true

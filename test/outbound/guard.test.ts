@@ -1,7 +1,6 @@
 import { describe, expect, test } from 'bun:test'
 import { OutboundRefusedError, UpstreamError } from '../../src/errors.ts'
-import type { FetchLike } from '../../src/mcp/backends/http.ts'
-import { createOutboundFetch } from '../../src/outbound/guard.ts'
+import { createOutboundFetch, type FetchLike } from '../../src/outbound/guard.ts'
 import {
   failureOf,
   refusal,

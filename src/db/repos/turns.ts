@@ -26,6 +26,15 @@ export async function countQueuedTurns(db: Db, sessionId: string): Promise<numbe
   return Number(rows[0]?.n ?? 0)
 }
 
+/** Turns waiting in the queue, all sessions. */
+export async function countAllQueuedTurns(db: Db): Promise<number> {
+  const rows = await db
+    .select({ n: sql<number>`count(*)::int` })
+    .from(turns)
+    .where(eq(turns.state, 'queued'))
+  return Number(rows[0]?.n ?? 0)
+}
+
 /** A session's turns, newest enqueued first; `before` is the id of the last turn of a page. */
 export async function listSessionTurns(
   db: Db,

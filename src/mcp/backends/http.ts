@@ -1,6 +1,3 @@
-/** The fetch the HTTP clients of remote services use (the global one unless a test gives its own). */
-export type FetchLike = (input: string | URL | Request, init?: RequestInit) => Promise<Response>
-
 const bodySnippetChars = 300
 
 /** A signal that aborts when the caller's does or when `ms` pass; `timedOut()` says which. */

@@ -1,5 +1,6 @@
 import { UpstreamError } from '../../errors.ts'
-import { deadline, errorText, snippet, type FetchLike } from './http.ts'
+import type { FetchLike } from '../../outbound/guard.ts'
+import { deadline, errorText, snippet } from './http.ts'
 
 export interface ImTarget {
   channelId: string

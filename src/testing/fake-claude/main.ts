@@ -8,6 +8,11 @@ import { connectMcp, type McpLink } from './mcp-client.ts'
 import { checkScenario, checkSession, die, readOptions, say } from './options.ts'
 import { runStdio } from './stdio.ts'
 
+// `claude --version`, as the real one answers it (doctor reads it).
+if (process.argv[2] === '--version') {
+  console.log(`${process.env.FAKE_CLAUDE_VERSION ?? '2.1.120'} (Claude Code)`)
+  process.exit(0)
+}
 const o = readOptions(process.argv.slice(2), process.env)
 o.record()
 checkScenario(o)

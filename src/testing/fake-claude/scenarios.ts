@@ -98,6 +98,19 @@ async function askControl(ctx: TurnCtx): Promise<string> {
         ctx.stamp(assistant(ctx.o.model, [{ type: 'text', text: `burst ${i}` }])),
       ),
     )
+  if (Array.isArray(answer.tools))
+    for (const tool of answer.tools as Json[]) {
+      const useId = toolUseId()
+      const input = isObj(tool.input) ? tool.input : {}
+      await ctx.io.emit(
+        ctx.stamp(
+          assistant(ctx.o.model, [{ type: 'tool_use', id: useId, name: tool.name, input }]),
+        ),
+      )
+      const output = [{ type: 'text', text: String(tool.output ?? `fake ${tool.name} output`) }]
+      await ctx.io.emit(ctx.stamp(toolResult(useId, output, tool.isError === true)))
+      ctx.numTurns++
+    }
   return typeof answer.reply === 'string' ? answer.reply : ctx.echo
 }
 
