@@ -78,7 +78,9 @@ async function followTurn(
   process.on('SIGINT', onSigint)
   let done: Done | null = null
   try {
-    for await (const event of client.streamTurn({ ...input }, { signal: ac.signal })) {
+    // Partial messages: the text shows as it is written.
+    const turn = { ...input, metadata: { partial_messages: true } }
+    for await (const event of client.streamTurn(turn, { signal: ac.signal })) {
       turnId ??= event.turn_id
       spinner?.pause()
       if (json) io.out(`${JSON.stringify(event)}\n`)

@@ -73,7 +73,7 @@ export function createClient(opts: ClientOptions) {
    * Follows an SSE route from a cursor, reconnecting with `Last-Event-ID` whenever the
    * connection drops (or the broker ended it, e.g. a listener that fell behind) until `until`
    * says the last event came, the broker answers 204 (nothing more will come), or `signal`
-   * aborts. A 4xx is thrown.
+   * aborts (the iteration ends). A 4xx is thrown.
    */
   async function* follow(
     path: string,
@@ -103,7 +103,9 @@ export function createClient(opts: ClientOptions) {
             if (until(event)) return
           }
       } catch (err) {
-        if (err instanceof BrokerApiError || signal?.aborted) throw err
+        // Aborted by the caller: the iteration just ends.
+        if (signal?.aborted) return
+        if (err instanceof BrokerApiError) throw err
         // A dropped connection: reconnect below.
       } finally {
         res = null
@@ -189,7 +191,8 @@ export function createClient(opts: ClientOptions) {
           if (isDone(event)) return
         }
       } catch (err) {
-        if (o.signal?.aborted || turnId === null) throw err
+        if (o.signal?.aborted) return
+        if (turnId === null) throw err
       }
       if (turnId === null) throw new Error('the turn stream ended before its first event')
       yield* follow(`/api/turns/${turnId}/events`, cursor, isDone, o.signal)

@@ -17,13 +17,30 @@ export interface ControlTurn {
   history: number
 }
 
+/** One thing a scripted worker does during a turn, before its reply. */
+export type WorkerStep =
+  /** An assistant message with this text. */
+  | { text: string }
+  /** The same, streamed first as partial text (`stream_event` frames) when the broker asks. */
+  | { stream: string }
+  /** A tool call and its result, as the model and Claude Code would make them. */
+  | { tool: string; input?: Record<string, unknown>; output?: string; isError?: boolean }
+  /** A real call of one of the broker's MCP tools (`remote_bash`, `send_message`, …). */
+  | { mcp: string; args?: Record<string, unknown> }
+  /** A tool that needs permission: the worker asks the broker and goes on with the answer. */
+  | { permission: string; input?: Record<string, unknown> }
+
 export interface ControlAnswer {
   /** The assistant's reply; the fake's echo when absent. */
   reply?: string
+  /** What the worker does first, in order. */
+  steps?: WorkerStep[]
+  /** After the steps, the turn ends with an error result with this message. */
+  fail?: string
+  /** After the steps, the worker process exits with this code (a crash). */
+  exit?: number
   /** Before the reply, this many assistant events in one batch (one write of many events). */
   burst?: number
-  /** Before the reply, these tool calls: each an assistant tool_use, then its tool_result. */
-  tools?: { name: string; input?: Record<string, unknown>; output?: string; isError?: boolean }[]
 }
 
 /** A turn held at its start: `arrived` once its worker asks, then waiting for `release`. */
@@ -42,8 +59,15 @@ export interface WorkerControl extends AsyncDisposable {
   stop(): Promise<void>
 }
 
+/**
+ * Starts the control server. `answer` decides each turn nobody holds; its `signal` aborts when
+ * the worker stops asking (the turn was interrupted, or the worker died).
+ */
 export async function startWorkerControl(
-  answer: (turn: ControlTurn) => ControlAnswer | Promise<ControlAnswer> = () => ({}),
+  answer: (
+    turn: ControlTurn,
+    signal: AbortSignal,
+  ) => ControlAnswer | Promise<ControlAnswer> = () => ({}),
 ): Promise<WorkerControl> {
   const turns: ControlTurn[] = []
   const holds = new Map<
@@ -67,7 +91,14 @@ export async function startWorkerControl(
         held.arrive(turn)
         return Response.json(await held.released)
       }
-      return Response.json(await answer(turn))
+      try {
+        return Response.json(await answer(turn, request.signal))
+      } catch (err) {
+        // The fake fails the turn with this, so the test sees its own error in the turn's.
+        return new Response(`the scripted reply threw: ${(err as Error)?.stack ?? err}`, {
+          status: 500,
+        })
+      }
     },
   })
 

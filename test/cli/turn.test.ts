@@ -22,8 +22,8 @@ describe('cc-broker turn', () => {
     expect((await held.arrived).text).toBe('list the files')
     held.release({
       reply: 'There are two files.',
-      tools: [
-        { name: 'Bash', input: { command: 'ls -la', description: 'List' }, output: 'a.txt\nb.txt' },
+      steps: [
+        { tool: 'Bash', input: { command: 'ls -la', description: 'List' }, output: 'a.txt\nb.txt' },
       ],
     })
     const run = await cli.finished()
@@ -50,9 +50,9 @@ describe('cc-broker turn', () => {
     const long = 'x'.repeat(200)
     held.release({
       reply: 'Could not.',
-      tools: [
+      steps: [
         {
-          name: 'Write',
+          tool: 'Write',
           input: { file_path: '/tmp/f', content: long },
           output: 'denied\nmore',
           isError: true,
@@ -76,7 +76,7 @@ describe('cc-broker turn', () => {
     const held = b.control.hold(sessionId)
     await using cli = turn(sessionId, '--json', 'hello')
     await held.arrived
-    held.release({ reply: 'Hi.', tools: [{ name: 'Read', input: { file_path: 'x' } }] })
+    held.release({ reply: 'Hi.', steps: [{ tool: 'Read', input: { file_path: 'x' } }] })
     const run = await cli.finished()
     expect(run.exitCode).toBe(0)
     const events = run.stdout

@@ -5,8 +5,8 @@ import { existsSync, mkdirSync, mkdtempSync, readdirSync } from 'node:fs'
 import { rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { createFakeAnthropic, lastToolResult } from '../fakes/anthropic.ts'
-import type { FakeAnthropic, RecordedRequest } from '../fakes/anthropic.ts'
+import { startFakeAnthropic, lastToolResult } from '../../src/testing/fakes/anthropic.ts'
+import type { FakeAnthropic, RecordedRequest } from '../../src/testing/fakes/anthropic.ts'
 import { claudeBin, claudeTestEnv } from '../helpers/claude-bin.ts'
 
 const stdioBin = claudeBin('stdio')
@@ -85,7 +85,7 @@ describe.skipIf(!stdioBin)('Claude Code 2.1.332 over stdio', () => {
   const bin = stdioBin ?? ''
 
   test.concurrent('a stream-json turn gets the fake text; --resume sends it back', async () => {
-    await using fake = createFakeAnthropic()
+    await using fake = startFakeAnthropic()
     await using dirs = claudeDirs()
     const sessionId = crypto.randomUUID()
 
@@ -147,7 +147,7 @@ describe.skipIf(!stdioBin)('Claude Code 2.1.332 over stdio', () => {
   })
 
   test.concurrent('a scripted tool_use runs and its tool_result reaches the model', async () => {
-    await using fake = createFakeAnthropic()
+    await using fake = startFakeAnthropic()
     await using dirs = claudeDirs()
     const file = join(dirs.cwd, 'hello.txt')
     await Bun.write(file, 'contents of hello\n')
@@ -172,7 +172,7 @@ describe.skipIf(!stdioBin)('Claude Code 2.1.332 over stdio', () => {
   })
 
   test.concurrent('a 529 with x-should-retry: false → error result, exit 1', async () => {
-    await using fake = createFakeAnthropic()
+    await using fake = startFakeAnthropic()
     await using dirs = claudeDirs()
     fake.fail(1, { status: 529, shouldRetry: false })
 
@@ -188,7 +188,7 @@ describe.skipIf(!stdioBin)('Claude Code 2.1.332 over stdio', () => {
   })
 
   test.concurrent('a retryable 529 shows as api_retry, then the turn succeeds', async () => {
-    await using fake = createFakeAnthropic()
+    await using fake = startFakeAnthropic()
     await using dirs = claudeDirs()
     fake.fail(1, { status: 529 })
 
@@ -213,7 +213,7 @@ describe.skipIf(!ccrBin)('Claude Code 2.1.120 in stdio mode', () => {
   const bin = ccrBin ?? ''
 
   test.concurrent('plain claude -p prints the fake text', async () => {
-    await using fake = createFakeAnthropic({ text: 'Plain answer from the fake.' })
+    await using fake = startFakeAnthropic({ text: 'Plain answer from the fake.' })
     await using dirs = claudeDirs()
 
     const run = await runClaude({ bin, args: ['-p', 'Say hello please.'], dirs, fake })

@@ -1,8 +1,8 @@
 import { describe, expect, test } from 'bun:test'
 import { readFile } from 'node:fs/promises'
 import { join } from 'node:path'
-import { createFakeAnthropic, lastToolResult } from '../fakes/anthropic.ts'
-import { startFakeExecutorRegistry } from '../fakes/executor-registry.ts'
+import { startFakeAnthropic, lastToolResult } from '../../src/testing/fakes/anthropic.ts'
+import { startFakeExecutorRegistry } from '../../src/testing/fakes/executor-registry.ts'
 import { startTestBroker } from '../helpers/broker.ts'
 import { claudeBin } from '../helpers/claude-bin.ts'
 import { databases } from '../helpers/databases.ts'
@@ -16,7 +16,7 @@ for (const transport of ['ccr', 'stdio'] as const) {
     )
   describe.skipIf(!bin)(`real Claude Code over ${transport} uses the broker's MCP tools`, () => {
     test('workspace_write then remote_bash really happen, and their results reach the model', async () => {
-      await using model = createFakeAnthropic()
+      await using model = startFakeAnthropic()
       const registry = await startFakeExecutorRegistry()
       await using _registry = { [Symbol.asyncDispose]: () => registry.stop() }
       registry.script('Bash', (call) => ({

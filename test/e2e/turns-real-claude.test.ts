@@ -1,5 +1,5 @@
 import { describe, expect, test } from 'bun:test'
-import { createFakeAnthropic } from '../fakes/anthropic.ts'
+import { startFakeAnthropic } from '../../src/testing/fakes/anthropic.ts'
 import { startTestBroker } from '../helpers/broker.ts'
 import { claudeBin } from '../helpers/claude-bin.ts'
 import { databases } from '../helpers/databases.ts'
@@ -20,7 +20,7 @@ for (const transport of ['ccr', 'stdio'] as const) {
     )
   describe.skipIf(!bin)(`real Claude Code over ${transport}`, () => {
     test('two turns in one session: the second model request carries the first turn', async () => {
-      await using model = createFakeAnthropic()
+      await using model = startFakeAnthropic()
       model.script({ text: 'First answer from the model.' }, { text: 'Second answer.' })
       await using b = await startTestBroker({
         db: databases()[0]!,

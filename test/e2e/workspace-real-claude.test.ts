@@ -1,5 +1,9 @@
 import { describe, expect, test } from 'bun:test'
-import { createFakeAnthropic, lastToolResult, type RecordedRequest } from '../fakes/anthropic.ts'
+import {
+  startFakeAnthropic,
+  lastToolResult,
+  type RecordedRequest,
+} from '../../src/testing/fakes/anthropic.ts'
 import { startTestBroker } from '../helpers/broker.ts'
 import { claudeBin } from '../helpers/claude-bin.ts'
 import { databases } from '../helpers/databases.ts'
@@ -18,7 +22,7 @@ for (const transport of ['ccr', 'stdio'] as const) {
     `real Claude Code over ${transport} keeps its workspace between turns`,
     () => {
       test('turn one writes a memory file and a project file; turn two, in a fresh directory, sees both', async () => {
-        await using model = createFakeAnthropic()
+        await using model = startFakeAnthropic()
         let readBack = ''
         model.script(
           {

@@ -1,9 +1,7 @@
-import { mkdtemp, rm } from 'node:fs/promises'
-import { tmpdir } from 'node:os'
-import { join } from 'node:path'
-import { startBroker, type Broker } from '../../src/broker.ts'
-import { loadConfig, type Config } from '../../src/config.ts'
+import type { Broker } from '../../src/broker.ts'
+import type { Config } from '../../src/config.ts'
 import type { Logger } from '../../src/log.ts'
+import { startTestBroker as startPackageBroker } from '../../src/testing/test-broker.ts'
 import type { DatabaseKind } from './databases.ts'
 
 export const TEST_SECRET = 'test-secret-test-secret-test-secret-0123456789'
@@ -27,7 +25,10 @@ export interface TestBroker extends AsyncDisposable {
   stop(): Promise<void>
 }
 
-/** A real broker on 127.0.0.1, port 0, in a temp data dir; disposing stops it and cleans up. */
+/**
+ * The package's startTestBroker (cc-broker/testing) on a database of `db`, with the settings a
+ * test gives in `env` and no worker unless it names one (CCBROKER_CLAUDE_BIN); `api` calls it.
+ */
 export async function startTestBroker(opts: {
   db: DatabaseKind
   env?: Record<string, string>
@@ -39,42 +40,36 @@ export async function startTestBroker(opts: {
    */
   databaseUrl?: string
 }): Promise<TestBroker> {
-  const dataDir = await mkdtemp(join(tmpdir(), 'ccb-test-'))
   const database = opts.databaseUrl
     ? { url: opts.databaseUrl, drop: async () => {} }
     : await opts.db.create()
-  const config = loadConfig({
-    CCBROKER_PORT: '0',
-    CCBROKER_DATA_DIR: dataDir,
-    CCBROKER_LOG_LEVEL: process.env.CCBROKER_TEST_LOG_LEVEL ?? 'silent',
-    ...(database.url
-      ? { CCBROKER_DATABASE_URL: database.url, CCBROKER_JWT_SECRET: TEST_SECRET }
-      : {}),
-    ...opts.env,
-  })
-  let broker: Broker
+  let b: Awaited<ReturnType<typeof startPackageBroker>>
   try {
-    broker = await startBroker(config, opts.log)
+    b = await startPackageBroker({
+      worker: false,
+      databaseUrl: database.url ?? undefined,
+      // Replicas of one database share the secret (each other's worker tokens).
+      config: { ...(database.url ? { CCBROKER_JWT_SECRET: TEST_SECRET } : {}), ...opts.env },
+      log: opts.log,
+    })
   } catch (err) {
     await database.drop()
-    await rm(dataDir, { recursive: true, force: true })
     throw err
   }
   let stopped = false
   const stop = async () => {
     if (stopped) return
     stopped = true
-    await broker.stop()
+    await b.stop()
     await database.drop()
-    await rm(dataDir, { recursive: true, force: true })
   }
   return {
-    url: broker.url,
-    broker,
-    config,
-    dataDir,
+    url: b.url,
+    broker: b.broker,
+    config: b.config,
+    dataDir: b.dataDir,
     async api(method, path, body, headers = {}) {
-      const res = await fetch(broker.url + path, {
+      const res = await fetch(b.url + path, {
         method,
         headers: {
           ...(body !== undefined ? { 'content-type': 'application/json' } : {}),

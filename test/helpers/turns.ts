@@ -1,18 +1,16 @@
-import { chmod, readdir, readFile, stat, writeFile } from 'node:fs/promises'
-import { join, resolve } from 'node:path'
+import { readdir, readFile, stat } from 'node:fs/promises'
+import { join } from 'node:path'
 import { createLogger, type LogFields, type Logger } from '../../src/log.ts'
 import { startTestBroker, type TestBroker } from './broker.ts'
 import type { DatabaseKind } from './databases.ts'
 import { openSse, type SseFrame } from './sse.ts'
 import { tempDir } from './temp-dir.ts'
 import { until } from './until.ts'
+import { writeScriptedClaude } from '../../src/testing/scripted-worker.ts'
 import { startWorkerControl, type WorkerControl } from '../../src/testing/worker-control.ts'
 
 export type Transport = 'stdio' | 'ccr'
 export const TRANSPORTS: Transport[] = ['stdio', 'ccr']
-
-const FIXTURE = resolve(import.meta.dir, '../../src/testing/fake-claude/main.ts')
-const quoted = (value: string) => `"${value.replace(/[\\"$`]/g, '\\$&')}"`
 
 /**
  * Writes `<dir>/claude`: the fake CLI, whose scenario a turn can pick with its model,
@@ -20,31 +18,19 @@ const quoted = (value: string) => `"${value.replace(/[\\"$`]/g, '\\$&')}"`
  * one broker can then take different paths without a broker (and a PGlite start) per scenario.
  * Otherwise the scenario comes from FAKE_CLAUDE_SCENARIO, as with `fakeClaudeBin`.
  */
-export async function scenarioClaudeBin(dir: string): Promise<string> {
-  const path = join(dir, 'claude')
-  await writeFile(
-    path,
-    [
-      '#!/bin/sh',
-      'prev=',
-      'for a in "$@"; do',
-      '  if [ "$prev" = "--model" ]; then',
-      '    case "$a" in fake:*)',
-      '      s="${a#fake:}"; export FAKE_CLAUDE_SCENARIO="${s%%:*}"',
-      '      case "$s" in *:*) export FAKE_CLAUDE_DELAY_MS="${s#*:}";; esac;;',
-      '    esac',
-      '  fi',
-      '  prev="$a"',
-      'done',
-      // One transpiler cache for every worker: the fake is a Bun script, and in each turn's
-      // fresh HOME Bun would write (and the broker remove) a new cache, slowing both.
-      `export BUN_RUNTIME_TRANSPILER_CACHE_PATH=${quoted(join(dir, 'bun-cache'))}`,
-      `exec ${quoted(process.execPath)} --no-env-file ${quoted(FIXTURE)} "$@"`,
-      '',
-    ].join('\n'),
-  )
-  await chmod(path, 0o755)
-  return path
+export function scenarioClaudeBin(dir: string): Promise<string> {
+  return writeScriptedClaude(dir, [
+    'prev=',
+    'for a in "$@"; do',
+    '  if [ "$prev" = "--model" ]; then',
+    '    case "$a" in fake:*)',
+    '      s="${a#fake:}"; export FAKE_CLAUDE_SCENARIO="${s%%:*}"',
+    '      case "$s" in *:*) export FAKE_CLAUDE_DELAY_MS="${s#*:}";; esac;;',
+    '    esac',
+    '  fi',
+    '  prev="$a"',
+    'done',
+  ])
 }
 
 /** The metadata that makes a turn run `scenario` (see scenarioClaudeBin). */

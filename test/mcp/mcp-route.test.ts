@@ -9,8 +9,8 @@ import {
   refusedConnect,
   sdkRefusal,
 } from '../helpers/worker-mcp.ts'
-import { startFakeExecutorRegistry } from '../fakes/executor-registry.ts'
-import { startFakeImBridge } from '../fakes/im-bridge.ts'
+import { startFakeExecutorRegistry } from '../../src/testing/fakes/executor-registry.ts'
+import { startFakeImBridge } from '../../src/testing/fakes/im-bridge.ts'
 
 const WORKSPACE = 'ws-mcp-route'
 const BASE_TOOLS = [

@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test'
-import { startFakeImBridge } from '../fakes/im-bridge.ts'
+import { startFakeImBridge } from '../../src/testing/fakes/im-bridge.ts'
 import { databases } from '../helpers/databases.ts'
 import { startInternalServer, startPublicServer } from '../helpers/outbound.ts'
 import {

@@ -4,11 +4,11 @@ import type { Io } from './io.ts'
 import type { McpLink } from './mcp-client.ts'
 import { assistant, streamEvents, textOf } from './messages.ts'
 import { die, isObj, now, say, uuid, VERSION, type Json, type Options } from './options.ts'
-import { replyOf, type TurnCtx } from './scenarios.ts'
+import { replyOf, TurnFailure, type TurnCtx } from './scenarios.ts'
 
 export type Engine = ReturnType<typeof createEngine>
 
-export function createEngine(o: Options, mcp: () => McpLink | null) {
+export function createEngine(o: Options, mcp: () => Promise<McpLink>) {
   let io: Io | null = null
   const out = () => io ?? die(1, 'fake-claude: no transport')
   const stamp = (p: Json): Json => ({ ...p, session_id: o.sessionId, uuid: p.uuid ?? uuid() })
@@ -95,7 +95,7 @@ export function createEngine(o: Options, mcp: () => McpLink | null) {
     const ctx: TurnCtx = {
       o,
       io,
-      mcp: mcp(),
+      mcp,
       stamp,
       signal: ac.signal,
       numTurns: 1,
@@ -150,6 +150,24 @@ export function createEngine(o: Options, mcp: () => McpLink | null) {
         }),
       )
     } catch (err) {
+      if (err instanceof TurnFailure && !ac.signal.aborted) {
+        // As Claude Code ends a turn whose model calls failed: an error result, process alive.
+        await io.delivery(promptUuid, 'processed')
+        await io.emit(
+          stamp({
+            type: 'result',
+            subtype: 'error_during_execution',
+            is_error: true,
+            ...common(),
+            stop_reason: null,
+            terminal_reason: 'model_error',
+            errors: [err.message],
+          }),
+        )
+        current = null
+        if (queued === 0) await io.state({ worker_status: 'idle', requires_action_details: null })
+        return
+      }
       if (!ac.signal.aborted) throw err
       await io.emit(
         stamp({

@@ -33,9 +33,11 @@ if (o.transport === 'ccr-v1')
   die(0, 'fake-claude: --sdk-url without CLAUDE_CODE_USE_CCR_V2=1, exit 0')
 checkSession(o)
 
-let mcp: McpLink | null = null
-const engine = createEngine(o, () => mcp)
-if (o.scenario === 'mcp') mcp = await connectMcp(o, engine.markMcpFailed)
+// Connected at the first use; the `mcp` scenario connects before the ingress, as Claude Code does.
+let mcp: Promise<McpLink> | null = null
+const linkMcp = () => (mcp ??= connectMcp(o, (name) => engine.markMcpFailed(name)))
+const engine = createEngine(o, linkMcp)
+if (o.scenario === 'mcp') await linkMcp()
 try {
   await (o.transport === 'ccr' ? runCcr(o, engine, o.sdkUrl!) : runStdio(o, engine))
 } catch (err) {

@@ -2,14 +2,15 @@
 // the way (a permission request, an MCP tool call, a stuck process).
 import type { Io } from './io.ts'
 import type { McpLink } from './mcp-client.ts'
-import { assistant, textOf, toolResult, toolUseId } from './messages.ts'
+import { assistant, streamEvents, textOf, toolResult, toolUseId } from './messages.ts'
 import { die, isObj, say, uuid, type Json, type Options, type Scenario } from './options.ts'
 
 /** One turn as a scenario sees it. */
 export interface TurnCtx {
   o: Options
   io: Io
-  mcp: McpLink | null
+  /** The link to the broker's MCP server, connected at the first call. */
+  mcp(): Promise<McpLink>
   stamp(p: Json): Json
   /** Aborts when the turn is interrupted. */
   signal: AbortSignal
@@ -98,30 +99,75 @@ async function askControl(ctx: TurnCtx): Promise<string> {
         ctx.stamp(assistant(ctx.o.model, [{ type: 'text', text: `burst ${i}` }])),
       ),
     )
-  if (Array.isArray(answer.tools))
-    for (const tool of answer.tools as Json[]) {
-      const useId = toolUseId()
-      const input = isObj(tool.input) ? tool.input : {}
-      await ctx.io.emit(
-        ctx.stamp(
-          assistant(ctx.o.model, [{ type: 'tool_use', id: useId, name: tool.name, input }]),
-        ),
-      )
-      const output = [{ type: 'text', text: String(tool.output ?? `fake ${tool.name} output`) }]
-      await ctx.io.emit(ctx.stamp(toolResult(useId, output, tool.isError === true)))
-      ctx.numTurns++
-    }
+  for (const step of Array.isArray(answer.steps) ? (answer.steps as Json[]) : [])
+    await runStep(ctx, step)
+  if (typeof answer.exit === 'number') die(answer.exit, `fake-claude: exits ${answer.exit} as told`)
+  if (typeof answer.fail === 'string') throw new TurnFailure(answer.fail)
   return typeof answer.reply === 'string' ? answer.reply : ctx.echo
 }
 
-/** `tool` scenario: one can_use_tool round trip, then says what the answer was. */
-async function useTool(ctx: TurnCtx): Promise<string> {
+/** The turn ends with an error result carrying `message` (the model API failed, say). */
+export class TurnFailure extends Error {}
+
+/** One step of a scripted turn (see ControlAnswer in worker-control.ts). */
+async function runStep(ctx: TurnCtx, step: Json): Promise<void> {
   const { o, io } = ctx
-  const toolName = o.env.FAKE_CLAUDE_TOOL || 'mcp__broker__remote_bash'
-  const input = JSON.parse(o.env.FAKE_CLAUDE_TOOL_INPUT || '{"command":"ls"}')
+  const input = (v: unknown): Json => (isObj(v) ? v : {})
+  if (typeof step.text === 'string')
+    return io.emit(ctx.stamp(assistant(o.model, [{ type: 'text', text: step.text }])))
+  if (typeof step.stream === 'string') {
+    const message = assistant(o.model, [{ type: 'text', text: step.stream }])
+    if (o.has('--include-partial-messages'))
+      await io.emit(
+        streamEvents(o.model, message.message.id, step.stream).map((event) =>
+          ctx.stamp({ type: 'stream_event', event, parent_tool_use_id: null }),
+        ),
+        true,
+      )
+    return io.emit(ctx.stamp(message))
+  }
+  if (typeof step.tool === 'string') {
+    const useId = toolUseId()
+    ctx.numTurns++
+    await io.emit(
+      ctx.stamp(
+        assistant(o.model, [
+          { type: 'tool_use', id: useId, name: step.tool, input: input(step.input) },
+        ]),
+      ),
+    )
+    const output = [{ type: 'text', text: String(step.output ?? `fake ${step.tool} output`) }]
+    return io.emit(ctx.stamp(toolResult(useId, output, step.isError === true)))
+  }
+  if (typeof step.mcp === 'string')
+    return void (await callBrokerTool(ctx, step.mcp, input(step.args)))
+  if (typeof step.permission === 'string')
+    return void (await usePermittedTool(ctx, step.permission, input(step.input)))
+  die(1, `fake-claude: unknown step ${JSON.stringify(step)}`)
+}
+
+/** `tool` scenario: one can_use_tool round trip, then says what the answer was. */
+function useTool(ctx: TurnCtx): Promise<string> {
+  return usePermittedTool(
+    ctx,
+    ctx.o.env.FAKE_CLAUDE_TOOL || 'mcp__broker__remote_bash',
+    JSON.parse(ctx.o.env.FAKE_CLAUDE_TOOL_INPUT || '{"command":"ls"}'),
+  )
+}
+
+/**
+ * A tool call that needs permission: asked over the transport unless the mode or the allowed
+ * tools grant it (denied when print mode has no one to ask), then its result per the answer.
+ */
+export async function usePermittedTool(
+  ctx: TurnCtx,
+  toolName: string,
+  input: Json,
+): Promise<string> {
+  const { o, io } = ctx
   const useId = toolUseId()
   const requestId = uuid()
-  ctx.numTurns = 2
+  ctx.numTurns++
   const preAllowed =
     o.permissionMode === 'bypassPermissions' ||
     o.allowedTools.some(
@@ -200,19 +246,25 @@ async function useTool(ctx: TurnCtx): Promise<string> {
 
 /** `mcp` scenario: lists the broker's tools, or calls FAKE_CLAUDE_MCP_TOOL with its args. */
 async function callMcp(ctx: TurnCtx): Promise<string> {
-  const { o, io } = ctx
-  const mcp = ctx.mcp
-  if (!mcp?.client) return `mcp error: ${mcp?.error ?? 'not connected'}`
-  const wanted = o.env.FAKE_CLAUDE_MCP_TOOL
+  const mcp = await ctx.mcp()
+  if (!mcp.client) return `mcp error: ${mcp.error}`
+  const wanted = ctx.o.env.FAKE_CLAUDE_MCP_TOOL
   if (!wanted) {
     const { tools: listed } = await mcp.client.listTools(undefined, { signal: ctx.signal })
     return `mcp tools: ${listed.map((t) => t.name).join(', ')}`
   }
+  return callBrokerTool(ctx, wanted, JSON.parse(ctx.o.env.FAKE_CLAUDE_MCP_ARGS || '{}'))
+}
+
+/** Calls one of the broker's MCP tools (named with or without its `mcp__<server>__` prefix). */
+export async function callBrokerTool(ctx: TurnCtx, wanted: string, args: Json): Promise<string> {
+  const { o, io } = ctx
+  const mcp = await ctx.mcp()
+  if (!mcp.client) return `mcp error: ${mcp.error}`
   const prefix = `mcp__${mcp.server}__`
   const name = wanted.startsWith(prefix) ? wanted.slice(prefix.length) : wanted
-  const args = JSON.parse(o.env.FAKE_CLAUDE_MCP_ARGS || '{}')
   const useId = toolUseId()
-  ctx.numTurns = 2
+  ctx.numTurns++
   await io.emit(
     ctx.stamp(
       assistant(o.model, [{ type: 'tool_use', id: useId, name: prefix + name, input: args }]),

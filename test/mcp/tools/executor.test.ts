@@ -2,7 +2,7 @@ import { describe, expect, test } from 'bun:test'
 import { createExecutorRegistryClient } from '../../../src/mcp/backends/executor-registry.ts'
 import type { WorkerContext } from '../../../src/mcp/context.ts'
 import { registerExecutorTools } from '../../../src/mcp/tools/executor.ts'
-import { startFakeExecutorRegistry } from '../../fakes/executor-registry.ts'
+import { startFakeExecutorRegistry } from '../../../src/testing/fakes/executor-registry.ts'
 import { startMcpHarness, textOf } from '../../helpers/mcp-harness.ts'
 import { until } from '../../helpers/until.ts'
 

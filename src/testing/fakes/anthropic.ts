@@ -31,7 +31,12 @@ export type FakeReply =
 export type ScriptedReply = FakeReply | ((request: RecordedRequest) => FakeReply)
 
 export type FakeAnthropicOptions = {
-  /** Reply to every unscripted /v1/messages request (default `Hello from the fake model.`). */
+  /**
+   * The model's answer to an agent-loop request nothing is scripted for: a text, or a function
+   * of the last user message's text (and the request). Default `Hello from the fake model.`
+   */
+  reply?: string | ((prompt: string, request: RecordedRequest) => FakeReply)
+  /** The same as a string `reply`. */
   text?: string
   /** Model name in replies when the request names none. */
   model?: string
@@ -157,8 +162,28 @@ function sseStream(message: Message, hold: Promise<unknown> | undefined, signal:
   })
 }
 
-export function createFakeAnthropic(opts: FakeAnthropicOptions = {}): FakeAnthropic {
+/** The text of the request's last user message (its text blocks; tool results left out). */
+export function lastPrompt(request: RecordedRequest): string {
+  const messages: any[] = request.body?.messages ?? []
+  const content = messages.findLast((m) => m?.role === 'user')?.content
+  if (typeof content === 'string') return content
+  return (Array.isArray(content) ? content : [])
+    .filter((b: any) => b?.type === 'text' && typeof b.text === 'string')
+    .map((b: any) => b.text)
+    .join('\n')
+}
+
+/**
+ * A fake Anthropic Messages API on a loopback port, for real Claude Code offline: point the CLI's
+ * ANTHROPIC_BASE_URL at `url`. Answers streamed and plain requests as the real API shapes them.
+ */
+export function startFakeAnthropic(opts: FakeAnthropicOptions = {}): FakeAnthropic {
   const defaultText = opts.text ?? 'Hello from the fake model.'
+  const fallback = (request: RecordedRequest): FakeReply => {
+    const reply = opts.reply
+    if (typeof reply === 'function') return reply(lastPrompt(request), request)
+    return reply ?? defaultText
+  }
   const requests: RecordedRequest[] = []
   const queue: ScriptedReply[] = []
   const failures: { left: number; spec: FailSpec } = { left: 0, spec: {} }
@@ -200,9 +225,13 @@ export function createFakeAnthropic(opts: FakeAnthropicOptions = {}): FakeAnthro
       failures.left--
       return errorResponse(failures.spec)
     }
-    const next = isMainLoop(request) ? queue.shift() : undefined
-    const reply = (typeof next === 'function' ? next(request) : next) ?? sideReply(request)
-    const shaped = typeof reply === 'string' ? { text: reply } : (reply ?? { text: defaultText })
+    const mainLoop = isMainLoop(request)
+    const next = mainLoop ? queue.shift() : undefined
+    const reply =
+      (typeof next === 'function' ? next(request) : next) ??
+      sideReply(request) ??
+      (mainLoop ? fallback(request) : defaultText)
+    const shaped = typeof reply === 'string' ? { text: reply } : reply
     if ('error' in shaped) return errorResponse(shaped.error)
     const message = messageOf(request.body?.model ?? opts.model ?? 'claude-sonnet-4-6', shaped)
     if (request.body?.stream !== true) return Response.json(message, { headers: requestId() })
