@@ -99,6 +99,8 @@ export async function startBroker(config: Readonly<Config>, log?: Logger): Promi
       origin: owner,
       onAppended(rows) {
         for (const row of rows) {
+          // Partial messages are live only (not kept): they are not counted as log events.
+          if (row.ephemeral) continue
           metrics.eventsAppended.inc({ source: row.source })
           if (row.source === 'broker' && row.eventType === 'done')
             metrics.turns.inc({ state: String(row.payload.state) })
@@ -134,6 +136,7 @@ export async function startBroker(config: Readonly<Config>, log?: Logger): Promi
       generations,
       keepaliveMs: config.sseKeepaliveMs,
       turnIdFor: directory.lookup,
+      knownTurnIdFor: directory.known,
     })
 
     // The workers' tools and the workspaces.

@@ -48,7 +48,7 @@ export function createMetrics() {
     }),
     eventsAppended: new Counter({
       name: 'ccbroker_events_appended_total',
-      help: 'Events stored in session logs, by source (client, worker, broker)',
+      help: 'Events kept in session logs, by source (client, worker, broker); partial messages not counted',
       labelNames: ['source'] as const,
       ...metric,
     }),

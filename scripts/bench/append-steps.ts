@@ -7,7 +7,7 @@
 import { sql } from 'drizzle-orm'
 import { parseArgs } from 'node:util'
 import type { Db } from '../../src/db/handle.ts'
-import { insertEvents, maxEventSeq } from '../../src/db/repos/events.ts'
+import { appendEvents, insertEvents, maxEventSeq } from '../../src/db/repos/events.ts'
 import { lockSession } from '../../src/db/repos/sessions.ts'
 import { sessionEvents } from '../../src/db/schema.ts'
 import { NOTIFY_CHANNEL } from '../../src/events/log.ts'
@@ -117,6 +117,18 @@ async function measure(target: Target) {
         payload: r.payload as never,
       }))
       await time(st, 'v3. INSERT by the driver itself (raw ceiling)', () => target.rawInsert(raw))
+      // What events/log.ts does now: lock, fence, max(seq), insert and NOTIFY in one statement.
+      const one = rowsOf(uuidPrefix(), b)
+      await time(st, 'v4. the one-statement append (appendEvents)', () =>
+        appendEvents(target.broker.database.query, {
+          sessionId: s.id,
+          source: 'worker',
+          epoch: s.epoch,
+          turnId: null,
+          rows: one.map((r) => ({ ...r, attempt: null })),
+          notify: target.name === 'Postgres' ? { channel: NOTIFY_CHANNEL, origin: 'bench' } : null,
+        }),
+      )
       // The HTTP layer alone: a worker_epoch that is not the token's is refused (409) after
       // parsing, validation and the JWT, before any database work.
       const body = eventsBody(s.epoch + 1, payloads(uuidPrefix(), 0, size, s.claudeSessionId))

@@ -42,7 +42,8 @@ const TurnBody = t.Object({
         max_duration_ms: Type.Optional(Int({ minimum: 1000, maximum: 7 * 86_400_000 })),
         partial_messages: Type.Optional(
           Type.Boolean({
-            description: 'Stream text as it is written (ephemeral stream_event events)',
+            description:
+              'Text as it is written, in ephemeral stream_event events (default true; false: only whole messages)',
           }),
         ),
       },

@@ -69,8 +69,8 @@ export function summaryLine(done: Done, elapsedMs: number | null): string {
  * outcome, permission requests and their answers, errors, and a summary at the end.
  */
 export function createRenderer(write: { out(t: string): void; err(t: string): void }) {
-  // Text already shown of the message being streamed, by message id.
-  let streaming: { id: string | null; shown: string } | null = null
+  // Text already shown of the message being streamed: its id, and each block's text by index.
+  let streaming: { id: string | null; shown: Map<number, string> } | null = null
   const shownMessages = new Set<string>()
   let atLineStart = true
   const out = (text: string) => {
@@ -84,16 +84,18 @@ export function createRenderer(write: { out(t: string): void; err(t: string): vo
     const ev = e.event
     if (ev.type === 'message_start') {
       const id = (ev.message as { id?: string } | undefined)?.id ?? null
-      streaming = { id, shown: '' }
+      streaming = { id, shown: new Map() }
       return
     }
     if (ev.type !== 'content_block_delta' || ev.delta?.type !== 'text_delta') return
-    streaming ??= { id: null, shown: '' }
+    streaming ??= { id: null, shown: new Map() }
+    const index = Number(ev.index ?? 0)
+    const shown = streaming.shown.get(index)
+    // The broker sends each delta as the block's whole text so far; a block starts a paragraph.
     const text = ev.delta.text ?? ''
-    // The broker sends each delta as the block's whole text so far.
-    const next = text.startsWith(streaming.shown) ? text.slice(streaming.shown.length) : text
-    streaming.shown = text.startsWith(streaming.shown) ? text : streaming.shown + text
-    out(next)
+    if (shown === undefined && streaming.shown.size > 0) out('\n\n')
+    out(shown !== undefined && text.startsWith(shown) ? text.slice(shown.length) : text)
+    streaming.shown.set(index, text)
     if (streaming.id) shownMessages.add(streaming.id)
   }
 
@@ -137,7 +139,8 @@ export function createRenderer(write: { out(t: string): void; err(t: string): vo
         }
         case 'permission_resolved': {
           const r = p as PermissionResolved
-          return line(`  ⎿ ${r.behavior === 'allow' ? 'allowed' : 'denied'} (${r.decided_by})`)
+          const how = { allow: 'allowed', deny: 'denied', withdrawn: 'withdrawn' }[r.behavior]
+          return line(`  ⎿ ${how} (${r.decided_by})`)
         }
         case 'error':
           if (!atLineStart) out('\n')

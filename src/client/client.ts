@@ -198,10 +198,13 @@ export function createClient(opts: ClientOptions) {
       yield* follow(`/api/turns/${turnId}/events`, cursor, isDone, o.signal)
     },
 
-    /** Runs a turn to its end and answers its outcome, text and events. */
+    /**
+     * Runs a turn to its end and answers its outcome, text and events: the durable ones, as a
+     * replay shows them (streamTurn also yields the partial-message frames).
+     */
     async runTurn(t: TurnInput, o: { signal?: AbortSignal } = {}): Promise<TurnOutcome> {
       const events: BrokerEvent[] = []
-      for await (const e of this.streamTurn(t, o)) events.push(e)
+      for await (const e of this.streamTurn(t, o)) if (!e.ephemeral) events.push(e)
       const done = events.at(-1)
       if (!done || !isDone(done)) throw new Error('the turn ended without its done event')
       const d = done.payload as Done

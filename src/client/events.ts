@@ -175,9 +175,11 @@ export interface PermissionResolved {
   turn_id: string
   request_id: string
   tool_name: string
-  behavior: 'allow' | 'deny'
-  decided_by: 'caller' | 'policy' | string
-  response: Record<string, unknown>
+  /** `withdrawn`: the worker stopped asking (an interrupt); nothing was answered. */
+  behavior: 'allow' | 'deny' | 'withdrawn'
+  decided_by: 'caller' | 'policy' | 'worker' | string
+  /** What the worker was sent; null when withdrawn. */
+  response: Record<string, unknown> | null
 }
 
 /** A turn failed: what went wrong, in words (the `done` event follows). */

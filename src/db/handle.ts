@@ -17,6 +17,12 @@ export interface Database {
     onMessage: (payload: string) => void,
     onListen?: () => void,
   ): Promise<void>
+  /**
+   * One statement straight through the driver, as its own transaction: for the hot path, where
+   * building the query is worth saving (a constant text is prepared once). Rows as the driver
+   * gives them (snake_case, JSON decoded).
+   */
+  query(text: string, params: unknown[]): Promise<Record<string, unknown>[]>
   /** NOTIFY outside a transaction (Postgres; PGlite has no other process to tell). */
   notify(channel: string, payload: string): Promise<void>
   /**

@@ -104,6 +104,11 @@ async function openPostgres(url: string, opts: OpenOptions): Promise<Database> {
     db,
     driver: 'postgres',
     holdPresence: (key) => holdPresence(client, key, opts.log),
+    query: async (text, params) =>
+      (await client.unsafe(text, params as never[], { prepare: true })) as unknown as Record<
+        string,
+        unknown
+      >[],
     async listen(channel, onMessage, onListen) {
       await client.listen(channel, onMessage, onListen)
     },
@@ -134,6 +139,7 @@ async function openPglite(opts: OpenOptions): Promise<Database> {
       driver: 'pglite',
       // One process per data directory: there is no other broker to tell.
       holdPresence: async () => null,
+      query: async (text, params) => (await pg.query<Record<string, unknown>>(text, params)).rows,
       async listen(channel, onMessage, onListen) {
         await pg.listen(channel, onMessage)
         onListen?.()

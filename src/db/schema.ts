@@ -166,7 +166,7 @@ export const permissions = pgTable(
     toolName: text('tool_name').notNull(),
     input: jsonb('input').$type<Record<string, unknown>>().notNull().default({}),
     toolUseId: text('tool_use_id'),
-    /** pending | allowed | denied | expired */
+    /** pending | allowed | denied | withdrawn (by the worker) | expired */
     status: text('status').notNull().default('pending'),
     decidedBy: text('decided_by'),
     response: jsonb('response').$type<Record<string, unknown> | null>(),

@@ -1,6 +1,7 @@
 import { sql } from 'drizzle-orm'
 import type { Database, Db } from '../db/handle.ts'
 import {
+  appendEvents,
   insertEvents,
   listEventsSince,
   maxEventSeq,
@@ -13,6 +14,7 @@ import {
   type LockedSession,
   type NewSession,
 } from '../db/repos/sessions.ts'
+import { GenerationClosedError, NotFoundError, StaleEpochError } from '../errors.ts'
 import type { Bus, EventRow } from './bus.ts'
 import type { Dedup } from './dedup.ts'
 
@@ -32,6 +34,8 @@ export interface AppendOptions {
   /** Worker writes: the batch's `worker_epoch`; it must be the session's current epoch. */
   epoch?: number
   turnId?: string | null
+  /** Without `turnId`: tag the events with the turn the worker's epoch serves (looked up). */
+  turnOfEpoch?: boolean
   /**
    * Runs inside the append's transaction, after the session lock and before the insert. Items it
    * answers are appended after the given ones: events decided under the lock (a turn's end).
@@ -96,17 +100,43 @@ export function createEventLog(deps: {
     opts: AppendOptions,
   ): Promise<AppendResult> {
     const duplicates: string[] = []
-    const fresh: NewSessionEvent[] = []
+    const freshItems: AppendItem[] = []
+    const freshIds: string[] = []
     const seen = new Set<string>()
     for (const item of items) {
-      const row = rowOf(sessionId, item, opts)
-      if (seen.has(row.eventId) || dedup.has(sessionId, row.eventId)) {
-        duplicates.push(row.eventId)
+      const eventId = ensureUuid(item.payload)
+      if (seen.has(eventId) || dedup.has(sessionId, eventId)) {
+        duplicates.push(eventId)
         continue
       }
-      seen.add(row.eventId)
-      fresh.push(row)
+      seen.add(eventId)
+      freshItems.push(item)
+      freshIds.push(eventId)
     }
+    if (!opts.within && !opts.ensureSession) {
+      // The common case (worker and client events): one statement, one round trip.
+      const out = await appendEvents(database.query, {
+        sessionId,
+        source: opts.source,
+        epoch: opts.epoch ?? null,
+        turnId: opts.turnId ?? null,
+        turnOfEpoch: opts.turnOfEpoch,
+        rows: freshItems.map((item, i) => ({
+          eventId: freshIds[i]!,
+          eventType: eventTypeOf(item.payload),
+          payload: item.payload,
+          ephemeral: item.ephemeral === true,
+          attempt: item.attempt ?? null,
+        })),
+        notify:
+          database.driver === 'postgres' ? { channel: NOTIFY_CHANNEL, origin: deps.origin } : null,
+      })
+      if (out.kind === 'missing') throw new NotFoundError(`session ${sessionId} not found`)
+      if (out.kind === 'stale') throw new StaleEpochError(opts.epoch!, out.sessionEpoch)
+      if (out.kind === 'closed') throw new GenerationClosedError(opts.epoch!)
+      return published(sessionId, freshIds, seen, [], out.prevSeq, out.inserted, duplicates)
+    }
+    const fresh = freshItems.map((item) => rowOf(sessionId, item, opts))
     const { inserted, prevSeq, decided } = await db.transaction(async (t) => {
       if (opts.ensureSession) await insertSession(t, opts.ensureSession)
       const session = await lockSessionAtEpoch(t, sessionId, opts.epoch)
@@ -124,8 +154,21 @@ export function createEventLog(deps: {
         )
       return { inserted, prevSeq, decided }
     })
+    return published(sessionId, freshIds, seen, decided, prevSeq, inserted, duplicates)
+  }
+
+  /** After the commit: what was a duplicate, the dedup set, the live fan-out, the metrics. */
+  function published(
+    sessionId: string,
+    freshIds: string[],
+    seen: Set<string>,
+    decided: NewSessionEvent[],
+    prevSeq: number,
+    inserted: EventRow[],
+    duplicates: string[],
+  ): AppendResult {
     const insertedIds = new Set(inserted.map((r) => r.eventId))
-    for (const row of fresh) if (!insertedIds.has(row.eventId)) duplicates.push(row.eventId)
+    for (const id of freshIds) if (!insertedIds.has(id)) duplicates.push(id)
     dedup.add(sessionId, [...seen, ...decided.map((r) => r.eventId)])
     bus.publish(sessionId, prevSeq, inserted)
     if (inserted.length > 0) deps.onAppended?.(inserted)

@@ -132,7 +132,7 @@ export function createSessionEvents(deps: {
 
     async page(sessionId: string, since: number, limit: number) {
       await requireSession(sessionId)
-      const rows = await listEventsSince(db, sessionId, since, limit + 1)
+      const rows = await listEventsSince(db, sessionId, since, limit + 1, { durable: true })
       const page = rows.slice(0, limit)
       return {
         data: page.map(eventJson),
@@ -147,7 +147,7 @@ export function createSessionEvents(deps: {
         bus: deps.bus,
         sessionId,
         afterSeq: since,
-        replay: (after) => listEventsSince(db, sessionId, after, LISTENER_PAGE),
+        replay: (after) => listEventsSince(db, sessionId, after, LISTENER_PAGE, { durable: true }),
         replayPageSize: LISTENER_PAGE,
         frame,
         retryMs: RETRY_MS,

@@ -48,6 +48,8 @@ export function createWorkerIngress(deps: {
   keepaliveMs: number
   /** The turn a worker of this epoch runs, to tag its events (null outside turns). */
   turnIdFor?: (sessionId: string, epoch: number) => Promise<string | null>
+  /** The same, from memory only: undefined when this replica does not know. */
+  knownTurnIdFor?: (sessionId: string, epoch: number) => string | undefined
 }) {
   const { db } = deps
 
@@ -95,10 +97,13 @@ export function createWorkerIngress(deps: {
     async postEvents(claims: WorkerClaims, epoch: number, items: AppendItem[]) {
       // The event log fences the session epoch itself, under the lock it appends with.
       checkTokenEpoch(claims, epoch)
+      // A turn this replica does not know is looked up in the append's own statement.
+      const known = deps.knownTurnIdFor?.(claims.sid, epoch)
       return deps.events.append(claims.sid, items, {
         source: 'worker',
         epoch,
-        turnId: (await deps.turnIdFor?.(claims.sid, epoch)) ?? null,
+        turnId: known ?? null,
+        turnOfEpoch: known === undefined,
       })
     },
 

@@ -16,6 +16,9 @@ export function createTurnDirectory(db: Db, maxEntries = 10_000) {
   return {
     register: (sessionId: string, epoch: number, turnId: string) =>
       remember(key(sessionId, epoch), turnId),
+    /** What this replica knows, without asking the database. */
+    known: (sessionId: string, epoch: number): string | undefined =>
+      known.get(key(sessionId, epoch)) ?? undefined,
     async lookup(sessionId: string, epoch: number): Promise<string | null> {
       const k = key(sessionId, epoch)
       if (known.has(k)) return known.get(k)!

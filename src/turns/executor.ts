@@ -165,48 +165,89 @@ export function createTurnExecutor(deps: {
       log.info('worker started', { pid: r.pid, epoch: r.epoch, transport: deps.transport.name })
 
       const ac = new AbortController()
-      // A timer cleared when the turn ends: a pending Bun.sleep would hold the turn for maxMs.
-      let timer: Timer | undefined
-      const timeout = new Promise<{ kind: 'timeout' }>((resolve) => {
-        timer = setTimeout(() => resolve({ kind: 'timeout' }), maxMs)
-      })
+      const never = new Promise<never>(() => {})
+      // Timers cleared when the turn ends: a pending Bun.sleep would hold the turn for maxMs.
+      const timers: Timer[] = []
+      const after = <K extends string>(ms: number, kind: K) =>
+        new Promise<{ kind: K }>(
+          (resolve) => void timers.push(setTimeout(() => resolve({ kind }), ms)),
+        )
       const exit = r.exited.then((code) => ({ kind: 'exit' as const, code }))
-      const stop = control.stopped.then((reason) => ({ kind: 'stop' as const, reason }))
+      // Each of these answers once; once handled it is replaced by `never`.
+      let timeout: Promise<{ kind: 'timeout' }> = after(maxMs, 'timeout')
+      let stop: Promise<{ kind: 'stop'; reason: StopReason }> = control.stopped.then((reason) => ({
+        kind: 'stop' as const,
+        reason,
+      }))
+      // After an interrupt (a cancel, the time limit): the worker acknowledges it with its
+      // result, and the turn ends then; one that does not answer by the deadline is signalled.
+      const end: { why: 'cancel' | 'timeout' | null } = { why: null }
+      let deadline: Promise<{ kind: 'deadline' }> = never
+      const interrupt = async (why: 'cancel' | 'timeout') => {
+        end.why = why
+        deadline = after(deps.stopGraceMs, 'deadline')
+        await r.interrupt().catch(() => {})
+      }
+      const timedOut = () => failed(`turn exceeded its maximum duration of ${maxMs} ms`)
       // Once the subscription is closed (the broker is stopping) only the other waits remain:
       // asking it again would answer at once, for ever.
       let watching = true
       const nextEvent = () =>
         watching
           ? watch.next(ac.signal, 3_600_000).then((e) => ({ kind: 'event' as const, e }))
-          : new Promise<never>(() => {})
+          : never
       try {
         for (;;) {
-          const next = await Promise.race([nextEvent(), exit, timeout, stop])
+          const next = await Promise.race([nextEvent(), exit, timeout, stop, deadline])
           if (next.kind === 'event') {
             const e = next.e
             if (e === null) watching = false
             if (e === null || e === 'idle') continue
+            // A message cancelled before it started (interrupt with cancel_queued): no result
+            // will come.
+            if (
+              end.why !== null &&
+              e.eventType === 'command_lifecycle' &&
+              e.payload.state === 'cancelled'
+            ) {
+              await r.finish()
+              if (!(await exitWithin(r, deps.stopGraceMs))) await stopWorker(r, false)
+              return end.why === 'timeout' ? timedOut() : cancelled('cancelled', null)
+            }
             if (e.eventType === 'result') {
               await r.finish()
               if (!(await exitWithin(r, deps.stopGraceMs))) await stopWorker(r, false)
-              return outcomeOfResult(e.payload, control.reason() === 'cancel')
+              if (end.why === 'timeout') return timedOut()
+              return outcomeOfResult(e.payload, end.why === 'cancel')
             }
             await deps.hooks?.onWorkerEvent?.(turn, r, e)
             continue
           }
           if (next.kind === 'exit') {
+            if (end.why === 'timeout') return timedOut()
             const result = await storedResult(turn)
-            if (result) return outcomeOfResult(result, control.reason() === 'cancel')
+            if (result) return outcomeOfResult(result, end.why === 'cancel')
+            if (end.why === 'cancel') return cancelled('cancelled', null)
             const tail = r.stderrTail()
             return failed(
               `worker exited with code ${next.code} before its result${tail ? `: ${tail}` : ''}`,
             )
           }
-          if (next.kind === 'timeout') {
-            log.warn('turn exceeded its maximum duration; stopping the worker', { maxMs })
-            await stopWorker(r, true)
-            return failed(`turn exceeded its maximum duration of ${maxMs} ms`)
+          if (next.kind === 'deadline') {
+            log.warn('the worker did not answer the interrupt; stopping it', { ending: end.why })
+            await r.finish().catch(() => {})
+            if (!(await exitWithin(r, deps.stopGraceMs))) await stopWorker(r, false)
+            if (end.why === 'timeout') return timedOut()
+            const result = await storedResult(turn)
+            return cancelled('cancelled', result ? resultSummary(result) : null)
           }
+          if (next.kind === 'timeout') {
+            timeout = never
+            log.warn('turn exceeded its maximum duration; interrupting the worker', { maxMs })
+            await interrupt('timeout')
+            continue
+          }
+          stop = never
           if (next.reason === 'lease-lost') {
             r.signal('SIGKILL')
             return null
@@ -215,13 +256,12 @@ export function createTurnExecutor(deps: {
             await stopWorker(r, false)
             return null
           }
-          await stopWorker(r, true)
-          const result = await storedResult(turn)
-          return cancelled('cancelled', result ? resultSummary(result) : null)
+          if (end.why === null) await interrupt('cancel')
+          else end.why = 'cancel'
         }
       } finally {
         ac.abort()
-        clearTimeout(timer)
+        for (const t of timers) clearTimeout(t)
       }
     } finally {
       watch.close()

@@ -1,3 +1,4 @@
+import { deleteEphemeralEvents } from '../db/repos/events.ts'
 import { updateTurn } from '../db/repos/turns.ts'
 import type { TurnRow } from '../db/schema.ts'
 import type { AppendItem, EventLog } from '../events/log.ts'
@@ -102,7 +103,10 @@ export async function finishTurn(
         },
         guard,
       )
-      return row ? endEvents(turn.id, outcome) : []
+      if (!row) return []
+      // The fragments have served their live listeners; replays show whole messages.
+      await deleteEphemeralEvents(tx, turn.sessionId, turn.id)
+      return endEvents(turn.id, outcome)
     },
   })
   return row

@@ -16,7 +16,8 @@ import type { WorkerRun } from '../worker/transport.ts'
 export type PermissionPolicy = 'bypass' | 'allowlist' | 'ask'
 
 export interface Decision {
-  behavior: 'allow' | 'deny'
+  /** `withdrawn`: the worker no longer asks (its control_cancel_request); nothing is sent. */
+  behavior: 'allow' | 'deny' | 'withdrawn'
   message?: string
   updatedInput?: Record<string, unknown>
 }
@@ -70,11 +71,14 @@ export function createPermissions(deps: {
         if (!turn || turn.state !== 'running')
           throw new ConflictError(`the turn that asked (${locked.turnId}) is no longer running`)
         const response =
-          decision.behavior === 'allow'
-            ? { behavior: 'allow', updatedInput: decision.updatedInput ?? locked.input }
-            : { behavior: 'deny', message: decision.message ?? 'Denied by the broker.' }
+          decision.behavior === 'withdrawn'
+            ? null
+            : decision.behavior === 'allow'
+              ? { behavior: 'allow', updatedInput: decision.updatedInput ?? locked.input }
+              : { behavior: 'deny', message: decision.message ?? 'Denied by the broker.' }
+        const status = { allow: 'allowed', deny: 'denied', withdrawn: 'withdrawn' } as const
         await resolvePermission(tx, sessionId, requestId, {
-          status: decision.behavior === 'allow' ? 'allowed' : 'denied',
+          status: status[decision.behavior],
           decidedBy,
           response,
         })
@@ -101,7 +105,17 @@ export function createPermissions(deps: {
           await run.send(controlResponse(p.request_id, response))
         return
       }
-      if (event.source !== 'worker' || p.type !== 'control_request') return
+      if (event.source !== 'worker') return
+      // The worker gave up asking (an interrupt): the request is withdrawn, and says so.
+      if (p.type === 'control_cancel_request' && typeof p.request_id === 'string') {
+        await resolve(turn.sessionId, p.request_id, { behavior: 'withdrawn' }, 'worker').catch(
+          (err) => {
+            if (!(err instanceof ConflictError || err instanceof NotFoundError)) throw err
+          },
+        )
+        return
+      }
+      if (p.type !== 'control_request') return
       const request = p.request
       if (!isObject(request) || request.subtype !== 'can_use_tool') return
       const requestId = String(p.request_id ?? '')
@@ -138,8 +152,11 @@ export function createPermissions(deps: {
     },
 
     /** A caller's answer. */
-    answer: (sessionId: string, requestId: string, decision: Decision) =>
-      resolve(sessionId, requestId, decision, 'caller'),
+    answer: (
+      sessionId: string,
+      requestId: string,
+      decision: Decision & { behavior: 'allow' | 'deny' },
+    ) => resolve(sessionId, requestId, decision, 'caller'),
 
     /** After a turn: requests nobody answered can no longer be. */
     expire: (turnId: string) => expireTurnPermissions(db, turnId),

@@ -20,7 +20,12 @@ export function createTurnStreams(deps: { db: Db; bus: Bus; keepaliveMs: number 
       // "stop reconnecting" to a client whose cursor is already past it.
       if (
         isTerminal(turn.state) &&
-        (await listEventsSince(deps.db, turn.sessionId, since, 1, { turnId: turn.id })).length === 0
+        (
+          await listEventsSince(deps.db, turn.sessionId, since, 1, {
+            turnId: turn.id,
+            durable: true,
+          })
+        ).length === 0
       )
         return new Response(null, { status: 204 })
       return sseResponse({
@@ -29,7 +34,7 @@ export function createTurnStreams(deps: { db: Db; bus: Bus; keepaliveMs: number 
         filter: (e) => e.turnId === turn.id,
         afterSeq: since,
         replay: (after) =>
-          listEventsSince(deps.db, turn.sessionId, after, PAGE, { turnId: turn.id }),
+          listEventsSince(deps.db, turn.sessionId, after, PAGE, { turnId: turn.id, durable: true }),
         replayPageSize: PAGE,
         frame: (e) => frameText(null, e.seq, eventJson(e)),
         isLast: isDone,

@@ -16,8 +16,8 @@ export function baseArgs(spec: TurnSpec, resume: boolean): string[] {
   const meta = spec.turn.metadata
   if (typeof meta.model === 'string') args.push('--model', meta.model)
   if (typeof meta.permission_mode === 'string') args.push('--permission-mode', meta.permission_mode)
-  // Text as it is written (`stream_event` frames, stored ephemeral), when the caller asks.
-  if (meta.partial_messages === true) args.push('--include-partial-messages')
+  // Text as it is written (`stream_event` frames, ephemeral), unless the caller opts out.
+  if (meta.partial_messages !== false) args.push('--include-partial-messages')
   return [...args, ...spec.extraArgs]
 }
 

@@ -14,6 +14,7 @@ import {
   transcriptPath,
   userMessageFor,
 } from './claude-args.ts'
+import { createCumulativeDeltas } from './cumulative-deltas.ts'
 import { spawnClaude } from './spawn.ts'
 import type { TurnSpec, WorkerRun, WorkerTransport } from './transport.ts'
 
@@ -60,6 +61,7 @@ export function createStdioTransport(deps: {
       // in the same step as the last emptiness check, so no line can be left behind by a drain
       // that is just ending; once fenced, lines are dropped (the log refuses them anyway).
       let pending: AppendItem[] = []
+      const cumulative = createCumulativeDeltas()
       let flushing: Promise<void> | null = null
       let fenced = false
       const drain = async () => {
@@ -109,7 +111,7 @@ export function createStdioTransport(deps: {
         }
         if (typeof payload !== 'object' || payload === null || Array.isArray(payload)) return
         if (fenced) return
-        const p = payload as Record<string, unknown>
+        const p = cumulative(payload as Record<string, unknown>)
         pending.push({ payload: p, ephemeral: p.type === 'stream_event' })
         const running = flush()
         // Back-pressure: stop reading stdout while 100 lines wait for the database.
@@ -154,11 +156,14 @@ export function createStdioTransport(deps: {
         epoch: bridge.workerEpoch,
         exited,
         stderrTail: worker.stderrTail,
+        // cancel_queued: a message the CLI has read but not started yet is cancelled too (a
+        // plain interrupt would leave it to run); it then ends with command_lifecycle
+        // `cancelled` instead of a result.
         interrupt: () =>
           write({
             type: 'control_request',
             request_id: crypto.randomUUID(),
-            request: { subtype: 'interrupt' },
+            request: { subtype: 'interrupt', cancel_queued: true },
           }),
         async finish() {
           if (!stdinOpen) return

@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test'
 import { startTestBroker, type TestBroker } from '../helpers/broker.ts'
 import { databases } from '../helpers/databases.ts'
+import { openSse } from '../helpers/sse.ts'
 import { bridgeWorker } from '../helpers/worker-client.ts'
 
 const userMessage = (text: string, uuid: string = crypto.randomUUID()) => ({
@@ -173,17 +174,19 @@ describe.each(databases())('CCR v2 worker protocol on $name', (db) => {
     expect(events.map((e: any) => e.event_id)).toEqual([...batch.map((x) => x.payload.uuid), 'r-1'])
   })
 
-  test('a payload without uuid is given one, kept in the payload', async () => {
+  test('a payload without uuid is given one, kept in the payload; an ephemeral one reaches live listeners only', async () => {
     const id = await newSession()
     const w = await bridge(id)
+    await using live = await openSse(`${b.url}/v1/sessions/${id}/events/stream`)
     await w.postEvents([
       { payload: { type: 'keep_alive' } },
       { payload: { type: 'stream_event' }, ephemeral: true },
     ])
-    const events = await allEvents(id)
-    expect(events).toHaveLength(2)
-    for (const e of events) expect(e.payload.uuid).toBe(e.event_id)
-    expect(events.map((e: any) => e.ephemeral)).toEqual([false, true])
+    const frames = (await live.take(2)).map((f) => f.data)
+    for (const e of frames) expect(e.payload.uuid).toBe(e.event_id)
+    expect(frames.map((e: any) => e.ephemeral)).toEqual([false, true])
+    // A replay shows whole messages only.
+    expect((await allEvents(id)).map((e: any) => e.event_id)).toEqual([frames[0].event_id])
   })
 
   test('internal events round trip for --resume, foreground and subagents apart', async () => {

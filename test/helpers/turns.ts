@@ -204,11 +204,14 @@ export async function isRunning(pid: number): Promise<boolean> {
 
 /**
  * The event types of a turn's frames, for comparing sequences. Workspace sync's own events
- * (`workspace_pulled`, `workspace_pushed`, …) around the worker are left out: they belong to
- * that part's tests.
+ * (`workspace_pulled`, `workspace_pushed`, …) around the worker and the partial messages of live
+ * streams (`stream_event`, ephemeral) are left out: they belong to those parts' tests.
  */
 export const types = (frames: SseFrame[]) =>
-  frames.map((f) => f.data.event_type as string).filter((t) => !t.startsWith('workspace_'))
+  frames
+    .filter((f) => f.data.ephemeral !== true)
+    .map((f) => f.data.event_type as string)
+    .filter((t) => !t.startsWith('workspace_'))
 
 /** A session id unique to this run. */
 export const newSessionId = (prefix = 's') => `${prefix}-${crypto.randomUUID().slice(0, 8)}`

@@ -85,15 +85,11 @@ describe('startTestBroker with the scripted worker', () => {
         },
       },
     })
-    const out = await b.client.runTurn({
-      sessionId: 's3',
-      workspaceId: 'w',
-      message: 'go',
-      metadata: { partial_messages: true },
-    })
-    expect(out.state).toBe('done')
-    expect(out.text).toBe('All done.')
-    const worker = out.events.filter((e) => e.source === 'worker' && e.event_type !== 'system')
+    const events = []
+    for await (const e of b.client.streamTurn({ sessionId: 's3', workspaceId: 'w', message: 'go' }))
+      events.push(e)
+    expect(events.at(-1)).toMatchObject({ event_type: 'done', payload: { state: 'done' } })
+    const worker = events.filter((e) => e.source === 'worker' && e.event_type !== 'system')
     const shapes = worker.map((e) => {
       const p = e.payload as any
       if (p.type === 'stream_event') return `stream:${p.event.type}`
@@ -107,6 +103,7 @@ describe('startTestBroker with the scripted worker', () => {
       'stream:message_start',
       'stream:content_block_start',
       'stream:content_block_delta',
+      'stream:content_block_delta',
       'stream:content_block_stop',
       'stream:message_delta',
       'stream:message_stop',
@@ -116,6 +113,7 @@ describe('startTestBroker with the scripted worker', () => {
       'stream:message_start',
       'stream:content_block_start',
       'stream:content_block_delta',
+      'stream:content_block_delta',
       'stream:content_block_stop',
       'stream:message_delta',
       'stream:message_stop',
@@ -123,10 +121,17 @@ describe('startTestBroker with the scripted worker', () => {
       'result::',
     ])
     // The MCP call was real: the broker's tool answered it.
-    const mcpResult = worker[11]!.payload as any
+    const mcpResult = worker[12]!.payload as any
     expect(mcpResult.message.content[0]).toMatchObject({ type: 'tool_result', is_error: false })
     expect(mcpResult.message.content[0].content).toEqual([{ type: 'text', text: '[]' }])
-    expect(worker.filter((e) => e.ephemeral).length).toBe(12)
+    expect(worker.filter((e) => e.ephemeral).length).toBe(14)
+    // A replay keeps the finished messages, not the fragments.
+    const kept = (await b.client.listEvents('s3')).filter(
+      (e) => e.source === 'worker' && e.event_type !== 'system',
+    )
+    expect(kept.map((e) => e.event_id)).toEqual(
+      worker.filter((e) => !e.ephemeral).map((e) => e.event_id),
+    )
   })
 
   test('a permission step asks through the broker and goes on with the answer', async () => {

@@ -275,7 +275,7 @@ describe.each(variants)('permission requests under the ask policy, $name', ({ tr
       })
   })
 
-  test('an answer after the turn ended → 409: the request expired with its turn', async () => {
+  test('a cancel while the worker asks: the worker withdraws its request (permission_resolved, withdrawn), and a late answer → 409', async () => {
     const sessionId = newSessionId('perm-late')
     const { turnId, requestId } = await askingTurn(sessionId)
     const cancelled = await b.api('POST', `/api/turns/${turnId}/cancel`)
@@ -284,10 +284,20 @@ describe.each(variants)('permission requests under the ask policy, $name', ({ tr
     expect(await answer(sessionId, requestId, { behavior: 'allow' })).toEqual({
       status: 409,
       headers: expect.any(Headers),
-      body: { error: `permission request ${requestId} is already expired` },
+      body: { error: `permission request ${requestId} is already withdrawn` },
     })
-    const types = (await turnEvents(b, sessionId, turnId)).map((e) => e.event_type)
-    expect(types).not.toContain('permission_resolved')
+    const resolved = (await turnEvents(b, sessionId, turnId)).filter(
+      (e) => e.event_type === 'permission_resolved',
+    )
+    expect(resolved.map((e) => e.payload)).toEqual([
+      expect.objectContaining({
+        request_id: requestId,
+        tool_name: TOOL,
+        behavior: 'withdrawn',
+        decided_by: 'worker',
+        response: null,
+      }),
+    ])
   })
 
   test('the worker gets --tools WebSearch,WebFetch, no --allowedTools, an --mcp-config naming its session’s MCP URL with its token, and ENABLE_TOOL_SEARCH=false', async () => {

@@ -26,7 +26,7 @@ export async function resolvePermission(
   db: Db,
   sessionId: string,
   requestId: string,
-  values: { status: string; decidedBy: string; response: Record<string, unknown> },
+  values: { status: string; decidedBy: string; response: Record<string, unknown> | null },
 ): Promise<void> {
   await db
     .update(permissions)

@@ -120,7 +120,7 @@ export function createEngine(o: Options, mcp: () => Promise<McpLink>) {
       const message = assistant(o.model, [{ type: 'text', text: reply }])
       if (o.has('--include-partial-messages'))
         await io.emit(
-          streamEvents(o.model, message.message.id, reply).map((event) =>
+          streamEvents(o.model, message.message.id, reply, o.transport === 'ccr').map((event) =>
             stamp({ type: 'stream_event', event, parent_tool_use_id: null }),
           ),
           true,

@@ -30,14 +30,21 @@ export const toolResult = (toolUseId: string, content: unknown, isError: boolean
   timestamp: now(),
 })
 
-/** Partial-message frames of one text block; deltas carry the whole text so far (cumulative). */
-export const streamEvents = (model: string, id: string, text: string) => [
+/**
+ * Partial-message frames of one text block, a delta per word. As Claude Code sends them: over
+ * CCR v2 each delta carries the whole text so far (cumulative); over stdio only what is new.
+ */
+export const streamEvents = (model: string, id: string, text: string, cumulative: boolean) => [
   {
     type: 'message_start',
     message: { id, type: 'message', role: 'assistant', model, content: [] },
   },
   { type: 'content_block_start', index: 0, content_block: { type: 'text', text: '' } },
-  { type: 'content_block_delta', index: 0, delta: { type: 'text_delta', text } },
+  ...(text.match(/\S+\s*|\s+/g) ?? ['']).map((word, i, words) => ({
+    type: 'content_block_delta',
+    index: 0,
+    delta: { type: 'text_delta', text: cumulative ? words.slice(0, i + 1).join('') : word },
+  })),
   { type: 'content_block_stop', index: 0 },
   { type: 'message_delta', delta: { stop_reason: 'end_turn' }, usage: { output_tokens: 5 } },
   { type: 'message_stop' },

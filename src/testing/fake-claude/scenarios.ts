@@ -119,7 +119,7 @@ async function runStep(ctx: TurnCtx, step: Json): Promise<void> {
     const message = assistant(o.model, [{ type: 'text', text: step.stream }])
     if (o.has('--include-partial-messages'))
       await io.emit(
-        streamEvents(o.model, message.message.id, step.stream).map((event) =>
+        streamEvents(o.model, message.message.id, step.stream, o.transport === 'ccr').map((event) =>
           ctx.stamp({ type: 'stream_event', event, parent_tool_use_id: null }),
         ),
         true,
@@ -226,6 +226,11 @@ export async function usePermittedTool(
           : isObj(response.response)
             ? response.response
             : { behavior: 'deny', message: 'no answer' }
+    } catch (err) {
+      // Interrupted while asking: Claude Code withdraws its pending request.
+      if (ctx.signal.aborted)
+        await io.emit(ctx.stamp({ type: 'control_cancel_request', request_id: requestId }))
+      throw err
     } finally {
       ctx.forgetAnswer(requestId)
       await io.state({ worker_status: 'running', requires_action_details: null })
