@@ -25,7 +25,10 @@ import { createGenerations, GENERATIONS_CHANNEL } from './sessions/generations.t
 import { createSessionService } from './sessions/service.ts'
 import { createWorkerIngress } from './sessions/worker-ingress.ts'
 import { createTurnDirectory } from './turns/directory.ts'
-import { createTurnExecutor } from './turns/executor.ts'
+import { createTurnExecutor, type WarmWorker } from './turns/executor.ts'
+import { createWarmPool } from './turns/warm-pool.ts'
+import { createWorkerStreams } from './sessions/worker-streams.ts'
+import { bumpWorkspaceRevision, readWorkspaceRevision } from './db/repos/workspace-revisions.ts'
 import { createOutboundFetch } from './outbound/guard.ts'
 import { createOwnerLiveness, newOwnerId } from './turns/owner.ts'
 import { createPermissions } from './turns/permissions.ts'
@@ -47,6 +50,10 @@ import { createWorkspaceSync } from './workspace/sync.ts'
 
 /** How often spooled workspace changes are tried again without waiting for a turn. */
 const SPOOL_FLUSH_MS = 30_000
+/** How long other replicas leave a turn to the broker that keeps its session's worker warm. */
+const WARM_PREFERENCE_MS = 2_000
+/** Where replicas tell each other that a turn was queued. */
+const TURNS_CHANNEL = 'cc_broker_turns'
 
 export interface Broker {
   url: string
@@ -129,6 +136,7 @@ export async function startBroker(config: Readonly<Config>, log?: Logger): Promi
       keepaliveMs: config.sseKeepaliveMs,
     })
     const directory = createTurnDirectory(db)
+    const workerStreams = createWorkerStreams()
     const ingress = createWorkerIngress({
       db,
       events,
@@ -137,6 +145,7 @@ export async function startBroker(config: Readonly<Config>, log?: Logger): Promi
       keepaliveMs: config.sseKeepaliveMs,
       turnIdFor: directory.lookup,
       knownTurnIdFor: directory.known,
+      streams: workerStreams,
     })
 
     // The workers' tools and the workspaces.
@@ -192,6 +201,10 @@ export async function startBroker(config: Readonly<Config>, log?: Logger): Promi
       spoolDir: join(config.dataDir, 'spool'),
       log: logger,
       secrets: () => [...secretValues(config), secret],
+      revisions: {
+        read: (workspaceId) => readWorkspaceRevision(db, workspaceId),
+        bump: (workspaceId) => bumpWorkspaceRevision(db, workspaceId),
+      },
     })
 
     // Turns: workers, the executor that runs one turn, the runner that claims them, the queue.
@@ -207,9 +220,19 @@ export async function startBroker(config: Readonly<Config>, log?: Logger): Promi
             sessions,
             events,
             localUrl: () => localUrl,
+            streams: workerStreams,
           })
         : createStdioTransport({ config, bin: claude.path, sessions, events })
+    // Warm workers: a session's process waits for its next turn; one superseded elsewhere stops.
+    const pool = createWarmPool<WarmWorker>({
+      db,
+      owner,
+      idleMs: config.workerIdleMs,
+      log: logger,
+    })
+    generations.onEnded((s, upTo, exact) => void pool.superseded(s, upTo, exact))
     const executor = createTurnExecutor({
+      pool,
       db,
       runDir: config.runDir,
       turnMaxMs: config.turnMaxMs,
@@ -245,6 +268,8 @@ export async function startBroker(config: Readonly<Config>, log?: Logger): Promi
       executor,
       owner,
       maxWorkers: config.maxWorkers,
+      pool,
+      warmPreferenceMs: WARM_PREFERENCE_MS,
       leaseMs: config.leaseMs,
       liveness: createOwnerLiveness({
         db,
@@ -256,12 +281,21 @@ export async function startBroker(config: Readonly<Config>, log?: Logger): Promi
       recoverEveryMs: presence ? 500 : config.leaseMs,
       log: logger,
     })
+    if (database.driver === 'postgres')
+      await database.listen(TURNS_CHANNEL, (from) => {
+        if (from !== owner) runner.wake()
+      })
     const queue = createTurnQueue({
       db,
       events,
       depth: config.queueDepth,
       unavailable: claude.path ? null : claude.problem,
-      wake: runner.wake,
+      // Every replica's runner: the one keeping the session's worker warm claims its turn first.
+      wake: () => {
+        runner.wake()
+        if (database.driver === 'postgres')
+          void database.notify(TURNS_CHANNEL, owner).catch(() => {})
+      },
       cancelRunning: runner.cancel,
     })
     const scheduler = createScheduler({
@@ -274,6 +308,7 @@ export async function startBroker(config: Readonly<Config>, log?: Logger): Promi
     metrics.observe({
       queuedTurns: () => countAllQueuedTurns(db),
       runningWorkers: runner.activeCount,
+      idleWorkers: pool.size,
       listeners: () => bus.listenerCount(),
     })
     const accessLevel = config.accessLog
@@ -356,6 +391,7 @@ export async function startBroker(config: Readonly<Config>, log?: Logger): Promi
         }
         clearInterval(flusher)
         await step('the scheduler', () => scheduler.stop())
+        await step('the idle workers', () => pool.stopAll())
         await step('the runner', () => runner.stop())
         await step('the presence lock', () => presence?.release())
         await step('the listeners', () => bus.closeAll())

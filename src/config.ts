@@ -52,6 +52,8 @@ export interface Config {
   claudeBin: string | null
   /** CCBROKER_MAX_WORKERS, default 4: turns this broker runs at once, across sessions. */
   maxWorkers: number
+  /** How long a session's Claude Code process waits for its next turn; 0: one per turn. */
+  workerIdleMs: number
   /** CCBROKER_QUEUE_DEPTH, default 16: turns that may wait per session (one more gets 429). */
   queueDepth: number
   /** CCBROKER_TURN_MAX_MS, default 30 min: a turn running longer is stopped and failed. */
@@ -211,6 +213,7 @@ export function loadConfig(env: Env, cwd: string = process.cwd()): Readonly<Conf
     workerTransport: transport,
     claudeBin: str(env, 'CCBROKER_CLAUDE_BIN'),
     maxWorkers: int(env, 'CCBROKER_MAX_WORKERS', 4, 1, 1024),
+    workerIdleMs: int(env, 'CCBROKER_WORKER_IDLE_MS', 60_000, 0, 86_400_000),
     queueDepth: int(env, 'CCBROKER_QUEUE_DEPTH', 16, 1, 10_000),
     turnMaxMs: int(env, 'CCBROKER_TURN_MAX_MS', 30 * 60_000, 1_000, 7 * 86_400_000),
     leaseMs: int(env, 'CCBROKER_LEASE_MS', 30_000, 300, 3_600_000),

@@ -8,6 +8,7 @@ const SHORT_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10]
 export interface MetricsSources {
   queuedTurns(): Promise<number>
   runningWorkers(): number
+  idleWorkers(): number
   listeners(): number
 }
 
@@ -91,6 +92,14 @@ export function createMetrics() {
     ...metric,
     collect() {
       if (sources) this.set(sources.runningWorkers())
+    },
+  })
+  new Gauge({
+    name: 'ccbroker_workers_idle',
+    help: 'Warm workers of this broker waiting for their session’s next turn',
+    ...metric,
+    collect() {
+      if (sources) this.set(sources.idleWorkers())
     },
   })
   new Gauge({

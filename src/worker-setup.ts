@@ -1,6 +1,8 @@
 import type { Config } from './config.ts'
 import type { EventLog } from './events/log.ts'
 import type { WorkerMcp } from './mcp/server.ts'
+import type { TurnRow } from './db/schema.ts'
+import type { Logger } from './log.ts'
 import type { TurnHooks } from './turns/executor.ts'
 import type { Metrics } from './metrics.ts'
 import type { Permissions } from './turns/permissions.ts'
@@ -10,9 +12,9 @@ import type { WorkspaceSync } from './workspace/sync.ts'
 export const MCP_SERVER_NAME = 'broker'
 
 /**
- * What every worker gets around its process: its workspace pulled before and pushed after, its
- * MCP server (the broker's tools), the argv that names it and sets tool rules by policy, and the
- * can_use_tool relay.
+ * What every worker gets around its process: its workspace pulled before it starts and pushed
+ * after each turn, its MCP server (the broker's tools, in the context of the turn it serves),
+ * the argv that names it and sets tool rules by policy, and the can_use_tool relay.
  */
 export function createWorkerSetup(deps: {
   config: Pick<
@@ -43,8 +45,8 @@ export function createWorkerSetup(deps: {
         ? [`mcp__${MCP_SERVER_NAME}`, ...config.allowedTools]
         : []
   return {
-    async prepare({ turn, session, dirs, log }) {
-      const event = (payload: Record<string, unknown>) =>
+    async prepare({ turn, session, dirs }) {
+      const event = (turn: TurnRow, payload: Record<string, unknown>) =>
         deps.events.append(session.id, [{ payload: { ...payload, turn_id: turn.id } }], {
           source: 'broker',
           turnId: turn.id,
@@ -66,14 +68,14 @@ export function createWorkerSetup(deps: {
           `could not pull workspace ${session.workspaceId} from ${deps.storeName}: ${(err as Error).message}`,
         )
       }
-      await event({
+      await event(turn, {
         type: 'workspace_pulled',
         workspace_id: session.workspaceId,
         files: pulled.files,
         bytes: pulled.bytes,
         ms: pulled.ms,
       })
-      const handle = deps.mcp.open({
+      const contextOf = (turn: TurnRow) => ({
         sessionId: session.id,
         workspaceId: session.workspaceId,
         turnId: turn.id,
@@ -81,6 +83,9 @@ export function createWorkerSetup(deps: {
         imChannelId: turn.imChannelId ?? undefined,
         imUserId: turn.imUserId ?? undefined,
       })
+      const handle = deps.mcp.open(contextOf(turn))
+      // What the directories hold as of the last pull or push: the next push sends the rest.
+      let state = pulled.before
       const extraArgs = ['--tools', builtins.join(',')]
       if (allowed.length > 0) extraArgs.push('--allowedTools', allowed.join(','))
       // stdio workers ask over stdout only with this; CCR v2 workers always ask over the stream.
@@ -90,16 +95,18 @@ export function createWorkerSetup(deps: {
         mcpServers: { [MCP_SERVER_NAME]: `${deps.localUrl()}/v1/sessions/${session.id}/mcp` },
         // Without it current Claude Code hides MCP tools behind ToolSearch (deferred tools).
         extraEnv: { ENABLE_TOOL_SEARCH: config.enableToolSearch ? 'true' : 'false' },
-        async release() {
-          await handle.close()
+        beginTurn: (turn: TurnRow) => handle.resume(contextOf(turn)),
+        async endTurn(turn: TurnRow, log: Logger) {
+          handle.pause()
           await deps.permissions.expire(turn.id)
           try {
-            const pushed = await deps.sync.push(session.workspaceId, syncDirs, pulled.before)
+            const pushed = await deps.sync.push(session.workspaceId, syncDirs, state)
+            state = pushed.after
             deps.metrics?.workspaceSync.observe(
               { direction: 'push', store: deps.storeKind },
               pushed.ms / 1000,
             )
-            await event({
+            await event(turn, {
               type: 'workspace_pushed',
               workspace_id: session.workspaceId,
               files: pushed.written,
@@ -110,22 +117,31 @@ export function createWorkerSetup(deps: {
             })
             // The store refused files as such: said on the session's stream, not only logged.
             if (pushed.refused.length > 0)
-              await event({
+              await event(turn, {
                 type: 'workspace_push_refused',
                 workspace_id: session.workspaceId,
                 store: deps.storeName,
                 refused: pushed.refused,
               })
+            return { current: state.revision >= 0 }
           } catch (err) {
             log.error('workspace push failed; changes spooled', { err })
-            await event({
+            state = { ...state, revision: -1 }
+            await event(turn, {
               type: 'workspace_push_failed',
               workspace_id: session.workspaceId,
               error: `could not push to ${deps.storeName}: ${(err as Error).message}`,
               spooled: true,
             })
+            return { current: false }
           }
         },
+        current: () => deps.sync.unchanged(session.workspaceId, state.revision),
+        async flush() {
+          const pushed = await deps.sync.push(session.workspaceId, syncDirs, state)
+          state = pushed.after
+        },
+        release: () => handle.close(),
       }
     },
     onWorkerEvent: (turn, run, event) => deps.permissions.onEvent(turn, run, event),

@@ -64,6 +64,9 @@ const brokerEnv = (dataDir: string) => ({
   CCBROKER_CLAUDE_BIN: bin,
   CCBROKER_WORKER_TRANSPORT: 'stdio',
   CCBROKER_MAX_WORKERS: String(workers),
+  // A process per turn: this measures the broker around each spawn and exit (warm workers:
+  // scripts/bench/warm-turns.ts).
+  CCBROKER_WORKER_IDLE_MS: '0',
 })
 
 type Row = [string, string, string]

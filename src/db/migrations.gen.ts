@@ -29,5 +29,11 @@ export const embeddedMigrations = [
     "when": 1796142249833,
     "breakpoints": true,
     "sql": "ALTER TABLE \"session_events\" ADD COLUMN \"attempt\" integer;"
+  },
+  {
+    "tag": "0005_warm_workers",
+    "when": 1796152141724,
+    "breakpoints": true,
+    "sql": "CREATE TABLE \"warm_workers\" (\n\t\"session_id\" text PRIMARY KEY NOT NULL,\n\t\"owner\" text NOT NULL,\n\t\"until\" timestamp with time zone NOT NULL\n);\n--> statement-breakpoint\nCREATE TABLE \"workspace_revisions\" (\n\t\"workspace_id\" text PRIMARY KEY NOT NULL,\n\t\"revision\" bigint DEFAULT 0 NOT NULL\n);\n--> statement-breakpoint\nALTER TABLE \"warm_workers\" ADD CONSTRAINT \"warm_workers_session_id_sessions_id_fk\" FOREIGN KEY (\"session_id\") REFERENCES \"public\".\"sessions\"(\"id\") ON DELETE cascade ON UPDATE no action;"
   }
 ]

@@ -1,4 +1,5 @@
 import {
+  bigint,
   bigserial,
   boolean,
   index,
@@ -233,3 +234,24 @@ export type InternalEventRow = typeof internalEvents.$inferSelect
 export type TurnRow = typeof turns.$inferSelect
 export type PermissionRow = typeof permissions.$inferSelect
 export type ScheduledTaskRow = typeof scheduledTasks.$inferSelect
+
+/**
+ * A counter per workspace, raised by every push that changed its store: a warm worker whose
+ * workspace moved on since it last looked (another session pushed) is not reused.
+ */
+export const workspaceRevisions = pgTable('workspace_revisions', {
+  workspaceId: text('workspace_id').primaryKey(),
+  revision: bigint('revision', { mode: 'number' }).notNull().default(0),
+})
+
+/**
+ * Which broker keeps a session's Claude Code process alive between turns, and until when: the
+ * claim of a queued turn of that session leaves it to that broker for a moment.
+ */
+export const warmWorkers = pgTable('warm_workers', {
+  sessionId: text('session_id')
+    .primaryKey()
+    .references(() => sessions.id, { onDelete: 'cascade' }),
+  owner: text('owner').notNull(),
+  until: timestamp('until', { withTimezone: true }).notNull(),
+})

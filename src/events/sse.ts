@@ -20,6 +20,12 @@ export interface SseStreamOptions {
   keepaliveMs: number
   signal: AbortSignal
   onClose?: (reason: string) => void
+  /**
+   * Given, once the stream is open, a way to send stored events out of seq order (the cursor
+   * does not move back): a warm worker's next user message, which the live filter let pass
+   * while its turn was queued. It answers false once the stream has ended.
+   */
+  onOpen?: (sendStored: (rows: EventRow[]) => boolean) => void
 }
 
 /** A listener's reconnection delay after a dropped stream (the SSE `retry:` field). */
@@ -71,6 +77,11 @@ export function sseResponse(opts: SseStreamOptions): Response {
         const retry = opts.retryMs !== undefined ? `retry: ${opts.retryMs}\n` : ''
         controller.enqueue(encoder.encode(`${retry}: connected\n\n`))
         opts.signal.addEventListener('abort', () => finish(controller, 'aborted'), { once: true })
+        opts.onOpen?.((rows) => {
+          if (done) return false
+          controller.enqueue(encoder.encode(rows.map(opts.frame).join('')))
+          return true
+        })
       },
       async pull(controller) {
         // Each pull sends at least one chunk (or closes), looping past empty replay pages.

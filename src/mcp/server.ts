@@ -33,6 +33,13 @@ const rpcError = (status: number, code: number, message: string, id: unknown = n
  * client gets a stateful Streamable HTTP session (so cancellation reaches tool handlers);
  * everything is closed, and in-flight calls aborted, when the worker's turn ends.
  */
+/** A worker's MCP server, as long as the worker lives. */
+export interface McpHandle {
+  pause(): void
+  resume(next: WorkerContext): void
+  close(): Promise<void>
+}
+
 export function createWorkerMcp(deps: WorkerMcpDeps) {
   const workers = new Map<string, Worker>()
 
@@ -64,13 +71,27 @@ export function createWorkerMcp(deps: WorkerMcpDeps) {
   }
 
   return {
-    /** Serves tools for a turn until the returned close() (the worker's end). */
-    open(ctx: WorkerContext): { close(): Promise<void> } {
-      const w: Worker = { ctx, sessions: new Map() }
-      workers.set(ctx.turnId, w)
+    /**
+     * Serves tools for a worker's turn until the returned close() (the worker's end). A warm
+     * worker keeps its MCP sessions across turns: `pause` between turns (requests get 404),
+     * `resume` with the next turn's context (its id, IM channel and user).
+     */
+    open(ctx: WorkerContext): McpHandle {
+      const w: Worker = { ctx: { ...ctx }, sessions: new Map() }
+      workers.set(w.ctx.turnId, w)
+      const pause = () => {
+        if (workers.get(w.ctx.turnId) === w) workers.delete(w.ctx.turnId)
+      }
       return {
+        pause,
+        resume(next: WorkerContext) {
+          pause()
+          // Tools read their context when called: the same object, now the new turn's.
+          Object.assign(w.ctx, { imChannelId: undefined, imUserId: undefined }, next)
+          workers.set(w.ctx.turnId, w)
+        },
         async close() {
-          if (workers.get(ctx.turnId) === w) workers.delete(ctx.turnId)
+          pause()
           await closeWorker(w)
         },
       }

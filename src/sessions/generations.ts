@@ -18,9 +18,11 @@ interface OpenStream {
 export function createGenerations(deps: { database: Database; origin: string; log: Logger }) {
   const { database } = deps
   const streams = new Map<string, Set<OpenStream>>()
+  const watchers: ((sessionId: string, upTo: number, exact: boolean) => void)[] = []
 
   /** Ends this process's streams of `sessionId` whose epoch is `upTo` or older. */
   const endStreams = (sessionId: string, upTo: number, exact: boolean) => {
+    for (const watch of watchers) watch(sessionId, upTo, exact)
     for (const s of streams.get(sessionId) ?? [])
       if (exact ? s.epoch === upTo : s.epoch <= upTo) s.end()
   }
@@ -43,6 +45,11 @@ export function createGenerations(deps: { database: Database; origin: string; lo
         set.delete(entry)
         if (set.size === 0 && streams.get(sessionId) === set) streams.delete(sessionId)
       }
+    },
+
+    /** Told of every generation that ends, here or on another replica (warm workers stop). */
+    onEnded(watch: (sessionId: string, upTo: number, exact: boolean) => void) {
+      watchers.push(watch)
     },
 
     /** A new bridge made `epoch` current: every older generation ends. */

@@ -18,6 +18,7 @@ import type { Bus, EventRow } from '../events/bus.ts'
 import { eventTypeOf, type AppendItem, type EventLog } from '../events/log.ts'
 import { frameText, sseResponse } from '../events/sse.ts'
 import type { Generations } from './generations.ts'
+import type { WorkerStreams } from './worker-streams.ts'
 
 const REPLAY_PAGE = 500
 const INTERNAL_PAGE = 1000
@@ -34,10 +35,14 @@ export const clientEnvelope = (e: EventRow) => ({
 
 /**
  * What a worker's stream carries: client events, but for a worker that serves a turn only that
- * turn's and untagged ones — a queued turn's message must wait for its own worker.
+ * turn's and untagged ones — a queued turn's message must wait for its turn. A warm worker
+ * serves its session's turns one after another: the turn is the one it serves now.
  */
-const forWorker = (turnId: string | null) => (e: EventRow) =>
-  e.source === 'client' && (turnId === null || e.turnId === null || e.turnId === turnId)
+const forWorker = (turnId: () => string | null) => (e: EventRow) => {
+  if (e.source !== 'client') return false
+  const current = turnId()
+  return current === null || e.turnId === null || e.turnId === current
+}
 
 /** The broker side of the CCR v2 worker protocol (worker/PROTOCOL.md §2), one method per endpoint. */
 export function createWorkerIngress(deps: {
@@ -50,6 +55,8 @@ export function createWorkerIngress(deps: {
   turnIdFor?: (sessionId: string, epoch: number) => Promise<string | null>
   /** The same, from memory only: undefined when this replica does not know. */
   knownTurnIdFor?: (sessionId: string, epoch: number) => string | undefined
+  /** Where open streams are registered, so a warm worker's next message can be handed over. */
+  streams?: WorkerStreams
 }) {
   const { db } = deps
 
@@ -174,11 +181,18 @@ export function createWorkerIngress(deps: {
         throw err
       }
       const turnId = (await deps.turnIdFor?.(claims.sid, claims.epoch)) ?? undefined
+      let unregister = () => {}
       return sseResponse({
-        onClose: untrack,
+        onClose: () => {
+          untrack()
+          unregister()
+        },
+        onOpen: (send) => {
+          if (deps.streams) unregister = deps.streams.add(claims.sid, claims.epoch, send)
+        },
         bus: deps.bus,
         sessionId: claims.sid,
-        filter: forWorker(turnId ?? null),
+        filter: forWorker(() => deps.knownTurnIdFor?.(claims.sid, claims.epoch) ?? turnId ?? null),
         afterSeq: cursor ?? 0,
         replay: (after) =>
           cursor === null

@@ -94,6 +94,7 @@ export async function startTestBroker(options: TestBrokerOptions = {}): Promise<
   }
   try {
     const worker = options.worker ?? {}
+    let client: BrokerClient | null = null
     let workerSettings: Record<string, string> = {}
     if (worker === false) {
       // No worker of ours.
@@ -104,12 +105,17 @@ export async function startTestBroker(options: TestBrokerOptions = {}): Promise<
       }
     } else {
       const reply = worker.reply
+      // A warm worker serves several turns of its session: the one it serves is the running one.
+      const runningTurn = async (sessionId: string) =>
+        (await client?.listTurns(sessionId, { limit: 100 }))?.data.find(
+          (t) => t.state === 'running',
+        )?.id
       control = await startWorkerControl(async (turn, signal) => {
         const answer =
           typeof reply === 'function'
             ? await reply(turn.text, {
                 sessionId: turn.session_id ?? '',
-                turnId: turn.turn_id ?? '',
+                turnId: (await runningTurn(turn.session_id ?? '')) ?? turn.turn_id ?? '',
                 history: turn.history,
                 signal,
               })
@@ -159,9 +165,10 @@ export async function startTestBroker(options: TestBrokerOptions = {}): Promise<
         await cleanUp()
       })())
     const held = control
+    client = createClient({ url: broker.url, apiKey: config.apiKeys[0] })
     return {
       url: broker.url,
-      client: createClient({ url: broker.url, apiKey: config.apiKeys[0] }),
+      client,
       broker,
       config,
       dataDir,

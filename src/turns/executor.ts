@@ -19,10 +19,13 @@ import {
   type Outcome,
 } from './outcome.ts'
 import { whileUnavailable } from '../db/unavailable.ts'
+import type { IdleWorker, WarmPool } from './warm-pool.ts'
 import { prepareWorkdirs } from './workdirs.ts'
 
 /** A worker token outlives its turn's maximum duration by this much (stop, push, result). */
 const TOKEN_MARGIN_SECONDS = 300
+/** A warm worker's token also covers its later turns for this long; then it is respawned. */
+const WARM_TOKEN_SECONDS = 4 * 3600
 
 export type StopReason = 'cancel' | 'lease-lost' | 'shutdown'
 
@@ -33,18 +36,54 @@ export interface TurnControl {
   reason(): StopReason | null
 }
 
-/** Per-turn additions (MCP server, workspace sync) around the worker's life. */
+/** What a worker process gets around its life (MCP server, workspace sync). */
+export interface WorkerSetup {
+  extraArgs?: string[]
+  extraEnv?: Record<string, string>
+  mcpServers?: Record<string, string>
+  /** A turn of this process begins: its first, or a later one when the worker is kept warm. */
+  beginTurn?(turn: TurnRow): void
+  /**
+   * The turn is over: its MCP context and permission requests end, and what it changed is
+   * pushed. Answers whether the directories are still the workspace as stored.
+   */
+  endTurn?(turn: TurnRow, log: Logger): Promise<{ current: boolean }>
+  /** Whether nobody changed the workspace since the last turn's push. */
+  current?(): Promise<boolean>
+  /** After a kept worker's process ended: pushes what it wrote since its last turn's push. */
+  flush?(): Promise<void>
+  /** The process is gone. */
+  release?(): Promise<void>
+}
+
+/** Per-worker additions around the worker's life, and a hook for its events. */
 export interface TurnHooks {
   /** Before the worker starts; what it answers goes into the worker's argv and env. */
-  prepare?(ctx: { turn: TurnRow; session: SessionRow; dirs: WorkerDirs; log: Logger }): Promise<{
-    extraArgs?: string[]
-    extraEnv?: Record<string, string>
-    mcpServers?: Record<string, string>
-    release?(): Promise<void>
-  }>
+  prepare?(ctx: {
+    turn: TurnRow
+    session: SessionRow
+    dirs: WorkerDirs
+    log: Logger
+  }): Promise<WorkerSetup>
   /** A worker event of this turn other than its result (a can_use_tool request), or a broker
    *  `permission_resolved` event for it. */
   onWorkerEvent?(turn: TurnRow, run: WorkerRun, event: EventRow): Promise<void>
+}
+
+/** A live worker process and what it was set up with; it may outlive its turn (warm). */
+export interface WarmWorker extends IdleWorker {
+  readonly run: WorkerRun
+  readonly setup: WorkerSetup
+  /** What the process runs with: a later turn asking for else must tell it or respawn it. */
+  model: string | null
+  permissionMode: string | null
+  readonly partial: boolean
+  readonly tokenExpiresAt: number
+  gone: boolean
+  /** A turn's push ran while the process was alive: what it wrote later is pushed at its end. */
+  kept: boolean
+  /** Lets the process end (stdin closed, end_session), signalling it when it does not. */
+  stop(): Promise<void>
 }
 
 /** Runs one claimed turn end to end: prepare → worker → wait for its result → stop → finish. */
@@ -69,8 +108,11 @@ export function createTurnExecutor(deps: {
   metrics?: Pick<Metrics, 'queueWait' | 'turnDuration' | 'spawnFailures'>
   log: Logger
   hooks?: TurnHooks
+  /** Where workers wait for their session's next turn; without one a process serves one turn. */
+  pool?: WarmPool<WarmWorker>
 }) {
   const { db } = deps
+  const pool = deps.pool?.enabled ? deps.pool : undefined
 
   const brokerEvent = (turn: TurnRow, payload: Record<string, unknown>) =>
     deps.events.append(turn.sessionId, [{ payload: { ...payload, turn_id: turn.id } }], {
@@ -107,6 +149,134 @@ export function createTurnExecutor(deps: {
     }
   }
 
+  /** Starts a worker process for the turn: directories, workspace, MCP server, the process. */
+  async function startWorker(
+    turn: TurnRow,
+    session: SessionRow,
+    userPayload: Record<string, unknown>,
+    maxMs: number,
+    log: Logger,
+  ): Promise<WarmWorker | Outcome> {
+    const transport = deps.transport!
+    const work = await prepareWorkdirs(deps.runDir, session.id)
+    let setup: WorkerSetup
+    try {
+      setup = (await deps.hooks?.prepare?.({ turn, session, dirs: work.dirs, log })) ?? {}
+    } catch (err) {
+      await work.cleanup().catch(() => {})
+      return failed((err as Error).message)
+    }
+    let epoch: number | null = null
+    // A warm worker's token must serve its later turns too; its generation ends with it.
+    const ttl = Math.ceil(maxMs / 1000) + TOKEN_MARGIN_SECONDS + (pool ? WARM_TOKEN_SECONDS : 0)
+    const spec: TurnSpec = {
+      turn,
+      session,
+      userPayload,
+      dirs: work.dirs,
+      extraArgs: setup.extraArgs ?? [],
+      mcpServers: setup.mcpServers ?? {},
+      extraEnv: setup.extraEnv ?? {},
+      tokenTtlSeconds: ttl,
+      onEpoch: async (e) => {
+        epoch = e
+        deps.directory.register(session.id, e, turn.id)
+        await updateTurn(db, turn.id, { workerEpoch: e })
+      },
+      log,
+    }
+    const freeAll = async () => {
+      // The worker is gone: its token must not open anything any more.
+      if (epoch !== null)
+        await deps.generations
+          .close(session.id, epoch)
+          .catch((err) => log.error('could not end the worker generation', { err }))
+      for (const release of [setup.release, work.cleanup])
+        await release?.().catch((err) => log.error('worker cleanup failed', { err }))
+    }
+    let run: WorkerRun
+    try {
+      run = await transport.start(spec)
+    } catch (err) {
+      deps.metrics?.spawnFailures.inc()
+      await freeAll()
+      return failed(`worker could not start: ${(err as Error).message}`)
+    }
+    let retiring: Promise<void> | null = null
+    const meta = turn.metadata
+    const live: WarmWorker = {
+      sessionId: session.id,
+      epoch: run.epoch,
+      run,
+      setup,
+      exited: run.exited,
+      model: typeof meta.model === 'string' ? meta.model : null,
+      permissionMode: typeof meta.permission_mode === 'string' ? meta.permission_mode : null,
+      partial: meta.partial_messages !== false,
+      tokenExpiresAt: Date.now() + ttl * 1000,
+      gone: false,
+      kept: false,
+      async stop() {
+        if (live.gone) return
+        await run.finish().catch(() => {})
+        if (!(await exitWithin(run, deps.stopGraceMs))) await stopWorker(run, false)
+      },
+      retire: () =>
+        (retiring ??= (async () => {
+          await live.stop()
+          if (live.kept)
+            await setup.flush?.().catch((err) => log.error('workspace flush failed', { err }))
+          await freeAll()
+        })()),
+    }
+    void run.exited.then(() => {
+      live.gone = true
+    })
+    await updateTurn(db, turn.id, { workerPid: run.pid })
+    log.info('worker started', { pid: run.pid, epoch: run.epoch, transport: transport.name })
+    return live
+  }
+
+  /**
+   * Gives a warm worker its session's next turn, unless the process cannot serve it as a new
+   * one would: it is gone, another generation took over, its token would not last, the
+   * workspace changed under it, or the turn asks for what cannot be changed in a live process.
+   */
+  async function reuse(
+    w: WarmWorker,
+    turn: TurnRow,
+    session: SessionRow,
+    userPayload: Record<string, unknown>,
+    maxMs: number,
+    log: Logger,
+  ): Promise<boolean> {
+    if (w.gone || session.epoch !== w.epoch) return false
+    if (w.tokenExpiresAt < Date.now() + maxMs + TOKEN_MARGIN_SECONDS * 1000) return false
+    const meta = turn.metadata
+    if ((meta.partial_messages !== false) !== w.partial) return false
+    const model = typeof meta.model === 'string' ? meta.model : null
+    const mode = typeof meta.permission_mode === 'string' ? meta.permission_mode : null
+    // Over stdio Claude Code takes both by control request; back to "the default" it cannot.
+    const controls: Record<string, unknown>[] = []
+    const live = deps.transport?.name === 'stdio'
+    if (model !== w.model) {
+      if (!live || model === null) return false
+      controls.push({ subtype: 'set_model', model })
+    }
+    if (mode !== w.permissionMode) {
+      if (!live || mode === null) return false
+      controls.push({ subtype: 'set_permission_mode', mode })
+    }
+    if (!(await w.setup.current?.())) return false
+    deps.directory.register(session.id, w.epoch, turn.id)
+    await updateTurn(db, turn.id, { workerEpoch: w.epoch, workerPid: w.run.pid })
+    await w.run.nextTurn({ turn, userPayload, controls, log })
+    w.model = model
+    w.permissionMode = mode
+    log.info('warm worker reused', { pid: w.run.pid, epoch: w.epoch })
+    return true
+  }
+
   async function runWorker(
     turn: TurnRow,
     session: SessionRow,
@@ -115,6 +285,7 @@ export function createTurnExecutor(deps: {
     log: Logger,
   ): Promise<Outcome | null> {
     if (!deps.transport) return failed(deps.unavailable ?? 'no worker transport')
+    const maxMs = Number(turn.metadata.max_duration_ms ?? deps.turnMaxMs)
     // Lossless: a worker may post more at once than a listener may lag behind; the executor
     // reads what its queue cannot hold from the log instead of being cut off.
     const watch = deps.bus.subscribe(
@@ -125,153 +296,164 @@ export function createTurnExecutor(deps: {
           (e.source === 'broker' && e.eventType === 'permission_resolved')),
       { lossless: true },
     )
-    const work = await prepareWorkdirs(deps.runDir, session.id)
-    const releases: (() => Promise<void>)[] = [work.cleanup]
-    let run: WorkerRun | null = null
-    let epoch: number | null = null
+    let worker: WarmWorker | null = null
+    // Whether the process answered the turn's end itself and may serve the next one.
+    let survived = false
     try {
-      let extra: Awaited<ReturnType<NonNullable<TurnHooks['prepare']>>>
-      try {
-        extra = (await deps.hooks?.prepare?.({ turn, session, dirs: work.dirs, log })) ?? {}
-      } catch (err) {
-        return failed((err as Error).message)
+      await pool?.settled(session.id)
+      const warm = pool?.take(session.id) ?? null
+      let reused = false
+      if (warm) {
+        reused = await reuse(warm, turn, session, userPayload, maxMs, log).catch((err) => {
+          log.warn('could not hand the turn to the warm worker', { err })
+          return false
+        })
+        if (reused) worker = warm
+        else await warm.retire('not reusable for this turn')
       }
-      if (extra.release) releases.unshift(extra.release)
-      const maxMs = Number(turn.metadata.max_duration_ms ?? deps.turnMaxMs)
-      const spec: TurnSpec = {
-        turn,
-        session,
-        userPayload,
-        dirs: work.dirs,
-        extraArgs: extra.extraArgs ?? [],
-        mcpServers: extra.mcpServers ?? {},
-        extraEnv: extra.extraEnv ?? {},
-        tokenTtlSeconds: Math.ceil(maxMs / 1000) + TOKEN_MARGIN_SECONDS,
-        onEpoch: async (e) => {
-          epoch = e
-          deps.directory.register(session.id, e, turn.id)
-          await updateTurn(db, turn.id, { workerEpoch: e })
-        },
-        log,
-      }
-      try {
-        run = await deps.transport.start(spec)
-      } catch (err) {
-        deps.metrics?.spawnFailures.inc()
-        return failed(`worker could not start: ${(err as Error).message}`)
-      }
-      const r = run
-      await updateTurn(db, turn.id, { workerPid: r.pid })
-      log.info('worker started', { pid: r.pid, epoch: r.epoch, transport: deps.transport.name })
+      // A warm worker that dies before it took up the turn is replaced, once.
+      attempts: for (;;) {
+        if (!worker) {
+          const started = await startWorker(turn, session, userPayload, maxMs, log)
+          if (!('run' in started)) return started
+          worker = started
+        }
+        worker.setup.beginTurn?.(turn)
+        const r = worker.run
+        let began = false
 
-      const ac = new AbortController()
-      const never = new Promise<never>(() => {})
-      // Timers cleared when the turn ends: a pending Bun.sleep would hold the turn for maxMs.
-      const timers: Timer[] = []
-      const after = <K extends string>(ms: number, kind: K) =>
-        new Promise<{ kind: K }>(
-          (resolve) => void timers.push(setTimeout(() => resolve({ kind }), ms)),
+        const ac = new AbortController()
+        const never = new Promise<never>(() => {})
+        // Timers cleared when the turn ends: a pending Bun.sleep would hold the turn for maxMs.
+        const timers: Timer[] = []
+        const after = <K extends string>(ms: number, kind: K) =>
+          new Promise<{ kind: K }>(
+            (resolve) => void timers.push(setTimeout(() => resolve({ kind }), ms)),
+          )
+        const exit = r.exited.then((code) => ({ kind: 'exit' as const, code }))
+        // Each of these answers once; once handled it is replaced by `never`.
+        let timeout: Promise<{ kind: 'timeout' }> = after(maxMs, 'timeout')
+        let stop: Promise<{ kind: 'stop'; reason: StopReason }> = control.stopped.then(
+          (reason) => ({
+            kind: 'stop' as const,
+            reason,
+          }),
         )
-      const exit = r.exited.then((code) => ({ kind: 'exit' as const, code }))
-      // Each of these answers once; once handled it is replaced by `never`.
-      let timeout: Promise<{ kind: 'timeout' }> = after(maxMs, 'timeout')
-      let stop: Promise<{ kind: 'stop'; reason: StopReason }> = control.stopped.then((reason) => ({
-        kind: 'stop' as const,
-        reason,
-      }))
-      // After an interrupt (a cancel, the time limit): the worker acknowledges it with its
-      // result, and the turn ends then; one that does not answer by the deadline is signalled.
-      const end: { why: 'cancel' | 'timeout' | null } = { why: null }
-      let deadline: Promise<{ kind: 'deadline' }> = never
-      const interrupt = async (why: 'cancel' | 'timeout') => {
-        end.why = why
-        deadline = after(deps.stopGraceMs, 'deadline')
-        await r.interrupt().catch(() => {})
-      }
-      const timedOut = () => failed(`turn exceeded its maximum duration of ${maxMs} ms`)
-      // Once the subscription is closed (the broker is stopping) only the other waits remain:
-      // asking it again would answer at once, for ever.
-      let watching = true
-      const nextEvent = () =>
-        watching
-          ? watch.next(ac.signal, 3_600_000).then((e) => ({ kind: 'event' as const, e }))
-          : never
-      try {
-        for (;;) {
-          const next = await Promise.race([nextEvent(), exit, timeout, stop, deadline])
-          if (next.kind === 'event') {
-            const e = next.e
-            if (e === null) watching = false
-            if (e === null || e === 'idle') continue
-            // A message cancelled before it started (interrupt with cancel_queued): no result
-            // will come.
-            if (
-              end.why !== null &&
-              e.eventType === 'command_lifecycle' &&
-              e.payload.state === 'cancelled'
-            ) {
-              await r.finish()
-              if (!(await exitWithin(r, deps.stopGraceMs))) await stopWorker(r, false)
-              return end.why === 'timeout' ? timedOut() : cancelled('cancelled', null)
+        // After an interrupt (a cancel, the time limit): the worker acknowledges it with its
+        // result, and the turn ends then; one that does not answer by the deadline is signalled.
+        const end: { why: 'cancel' | 'timeout' | null } = { why: null }
+        let deadline: Promise<{ kind: 'deadline' }> = never
+        const interrupt = async (why: 'cancel' | 'timeout') => {
+          end.why = why
+          deadline = after(deps.stopGraceMs, 'deadline')
+          await r.interrupt().catch(() => {})
+        }
+        const timedOut = () => failed(`turn exceeded its maximum duration of ${maxMs} ms`)
+        // Once the subscription is closed (the broker is stopping) only the other waits remain:
+        // asking it again would answer at once, for ever.
+        let watching = true
+        const nextEvent = () =>
+          watching
+            ? watch.next(ac.signal, 3_600_000).then((e) => ({ kind: 'event' as const, e }))
+            : never
+        try {
+          for (;;) {
+            const next = await Promise.race([nextEvent(), exit, timeout, stop, deadline])
+            if (next.kind === 'event') {
+              const e = next.e
+              if (e === null) watching = false
+              if (e === null || e === 'idle') continue
+              began = true
+              // A message cancelled before it started (interrupt with cancel_queued): no result
+              // will come.
+              if (
+                end.why !== null &&
+                e.eventType === 'command_lifecycle' &&
+                e.payload.state === 'cancelled'
+              ) {
+                survived = true
+                return end.why === 'timeout' ? timedOut() : cancelled('cancelled', null)
+              }
+              if (e.eventType === 'result') {
+                survived = true
+                if (end.why === 'timeout') return timedOut()
+                return outcomeOfResult(e.payload, end.why === 'cancel')
+              }
+              await deps.hooks?.onWorkerEvent?.(turn, r, e)
+              continue
             }
-            if (e.eventType === 'result') {
-              await r.finish()
+            if (next.kind === 'exit') {
+              // The bus may not have brought this turn's first events yet: the log has them.
+              if (reused && !began)
+                began =
+                  (
+                    await listEventsSince(db, turn.sessionId, 0, 1, {
+                      turnId: turn.id,
+                      source: 'worker',
+                    })
+                  ).length > 0
+              if (reused && !began && end.why === null) {
+                log.warn('the warm worker died before it took up the turn; starting another')
+                const dead = worker
+                worker = null
+                reused = false
+                await dead.retire('died before its turn began')
+                continue attempts
+              }
+              if (end.why === 'timeout') return timedOut()
+              const result = await storedResult(turn)
+              if (result) return outcomeOfResult(result, end.why === 'cancel')
+              if (end.why === 'cancel') return cancelled('cancelled', null)
+              const tail = r.stderrTail()
+              return failed(
+                `worker exited with code ${next.code} before its result${tail ? `: ${tail}` : ''}`,
+              )
+            }
+            if (next.kind === 'deadline') {
+              log.warn('the worker did not answer the interrupt; stopping it', { ending: end.why })
+              await r.finish().catch(() => {})
               if (!(await exitWithin(r, deps.stopGraceMs))) await stopWorker(r, false)
               if (end.why === 'timeout') return timedOut()
-              return outcomeOfResult(e.payload, end.why === 'cancel')
+              const result = await storedResult(turn)
+              return cancelled('cancelled', result ? resultSummary(result) : null)
             }
-            await deps.hooks?.onWorkerEvent?.(turn, r, e)
-            continue
+            if (next.kind === 'timeout') {
+              timeout = never
+              log.warn('turn exceeded its maximum duration; interrupting the worker', { maxMs })
+              await interrupt('timeout')
+              continue
+            }
+            stop = never
+            if (next.reason === 'lease-lost') {
+              r.signal('SIGKILL')
+              return null
+            }
+            if (next.reason === 'shutdown') {
+              await stopWorker(r, false)
+              return null
+            }
+            if (end.why === null) await interrupt('cancel')
+            else end.why = 'cancel'
           }
-          if (next.kind === 'exit') {
-            if (end.why === 'timeout') return timedOut()
-            const result = await storedResult(turn)
-            if (result) return outcomeOfResult(result, end.why === 'cancel')
-            if (end.why === 'cancel') return cancelled('cancelled', null)
-            const tail = r.stderrTail()
-            return failed(
-              `worker exited with code ${next.code} before its result${tail ? `: ${tail}` : ''}`,
-            )
-          }
-          if (next.kind === 'deadline') {
-            log.warn('the worker did not answer the interrupt; stopping it', { ending: end.why })
-            await r.finish().catch(() => {})
-            if (!(await exitWithin(r, deps.stopGraceMs))) await stopWorker(r, false)
-            if (end.why === 'timeout') return timedOut()
-            const result = await storedResult(turn)
-            return cancelled('cancelled', result ? resultSummary(result) : null)
-          }
-          if (next.kind === 'timeout') {
-            timeout = never
-            log.warn('turn exceeded its maximum duration; interrupting the worker', { maxMs })
-            await interrupt('timeout')
-            continue
-          }
-          stop = never
-          if (next.reason === 'lease-lost') {
-            r.signal('SIGKILL')
-            return null
-          }
-          if (next.reason === 'shutdown') {
-            await stopWorker(r, false)
-            return null
-          }
-          if (end.why === null) await interrupt('cancel')
-          else end.why = 'cancel'
+        } finally {
+          ac.abort()
+          for (const t of timers) clearTimeout(t)
         }
-      } finally {
-        ac.abort()
-        for (const t of timers) clearTimeout(t)
       }
     } finally {
       watch.close()
-      // The worker is gone: its token must not open anything any more.
-      if (epoch !== null)
-        await deps.generations
-          .close(session.id, epoch)
-          .catch((err) => log.error('could not end the worker generation', { err }))
-      for (const release of releases)
-        await release().catch((err) => log.error('turn cleanup failed', { err }))
+      if (worker) {
+        const w = worker
+        // A process that is not kept ends before the push: what it writes last is pushed too.
+        const keepable = survived && pool !== undefined && !w.gone
+        if (!keepable) await w.stop()
+        else w.kept = true
+        const ended = await w.setup
+          .endTurn?.(turn, log)
+          .catch((err) => (log.error('turn cleanup failed', { err }), { current: false }))
+        const keep = keepable && ended?.current === true && !w.gone && (await pool.park(w))
+        if (!keep) await w.retire('its turn is over')
+      }
     }
   }
 

@@ -15,6 +15,7 @@ import type { StopReason, TurnControl, TurnExecutor } from './executor.ts'
 import { whileUnavailable } from '../db/unavailable.ts'
 import { cancelled, endEvents, failed, type Outcome } from './outcome.ts'
 import type { OwnerLiveness } from './owner.ts'
+import type { WarmPool } from './warm-pool.ts'
 
 const REQUEUED = 'the broker running it stopped before it finished'
 /** How long a stopping broker waits for an away database to hand its turns back. */
@@ -51,6 +52,10 @@ export function createTurnRunner(deps: {
   recoverEveryMs: number
   pollMs?: number
   log: Logger
+  /** Idle warm workers hold slots of `maxWorkers` too; the least recently used gives its up. */
+  pool?: Pick<WarmPool, 'enabled' | 'size' | 'has' | 'evictOldest'>
+  /** How long another broker's warm session's turn is left to it before this one claims it. */
+  warmPreferenceMs?: number
 }) {
   const { db, log } = deps
   const active = new Map<string, Active>()
@@ -125,8 +130,8 @@ export function createTurnRunner(deps: {
       }
     })
     const control: TurnControl = { stopped, reason: () => reason }
-    const done = deps.executor
-      .execute(turn, control)
+    const done = makeRoom(turn)
+      .then(() => deps.executor.execute(turn, control))
       .catch((err) => log.error('turn executor crashed', { err, turnId: turn.id }))
       .finally(() => {
         active.delete(turn.id)
@@ -135,13 +140,23 @@ export function createTurnRunner(deps: {
     active.set(turn.id, { turn, control, stop, done })
   }
 
+  /** A turn that needs a new process waits for no slot: idle workers give theirs up. */
+  async function makeRoom(turn: TurnRow) {
+    const pool = deps.pool
+    if (!pool?.enabled || pool.has(turn.sessionId)) return
+    // This turn's process, the other running turns' and the idle ones.
+    const processes = () =>
+      1 + [...active.keys()].filter((id) => id !== turn.id).length + pool.size()
+    while (processes() > deps.maxWorkers && (await pool.evictOldest())) {}
+  }
+
   async function loop() {
     while (!stopped) {
       woken = false
       let claimed: TurnRow | null = null
       if (active.size < deps.maxWorkers) {
         try {
-          claimed = await claimNextTurn(db, deps.owner, deps.leaseMs)
+          claimed = await claimNextTurn(db, deps.owner, deps.leaseMs, deps.warmPreferenceMs)
         } catch (err) {
           log.error('could not claim a turn', { err })
         }

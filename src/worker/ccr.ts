@@ -1,7 +1,9 @@
 import type { Db } from '../db/handle.ts'
+import { findEventsByIds } from '../db/repos/events.ts'
 import { listInternalEvents } from '../db/repos/internal-events.ts'
 import type { EventLog } from '../events/log.ts'
 import type { SessionService } from '../sessions/service.ts'
+import type { WorkerStreams } from '../sessions/worker-streams.ts'
 import {
   baseArgs,
   baseEnv,
@@ -25,6 +27,7 @@ export function createCcrTransport(deps: {
   events: EventLog
   /** This broker's own URL: the worker talks to the broker that started it. */
   localUrl: () => string
+  streams: WorkerStreams
 }): WorkerTransport {
   return {
     name: 'ccr',
@@ -70,11 +73,9 @@ export function createCcrTransport(deps: {
         stdin: false,
         log: spec.log,
       })
+      let turnId = spec.turn.id
       const send = async (payload: Record<string, unknown>) => {
-        await deps.events.append(spec.session.id, [{ payload }], {
-          source: 'client',
-          turnId: spec.turn.id,
-        })
+        await deps.events.append(spec.session.id, [{ payload }], { source: 'client', turnId })
       }
       const control = (subtype: string) =>
         send({
@@ -89,6 +90,21 @@ export function createCcrTransport(deps: {
         stderrTail: worker.stderrTail,
         interrupt: () => control('interrupt'),
         finish: () => control('end_session'),
+        async nextTurn(next) {
+          turnId = next.turn.id
+          for (const request of next.controls)
+            await send({ type: 'control_request', request_id: crypto.randomUUID(), request })
+          // The message is in the log already, but the worker's stream passed it by while the
+          // turn was queued: hand it to the open stream, or (none open) log it again, as a re-run
+          // does, for the stream to carry.
+          const message = userMessageFor(next)
+          if (!message.resent) {
+            const rows = await findEventsByIds(deps.db, spec.session.id, [next.turn.userEventId])
+            if (rows.length > 0 && deps.streams.send(spec.session.id, bridge.workerEpoch, rows))
+              return
+          }
+          await send({ ...message.payload, uuid: crypto.randomUUID() })
+        },
         send,
         signal: worker.signal,
       }

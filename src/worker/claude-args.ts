@@ -70,7 +70,7 @@ export async function mcpConfigArgs(spec: TurnSpec, token: string): Promise<stri
  * message whose uuid it knows (PROTOCOL.md §12): the turn would wait for a result that never
  * comes. So a re-run sends the message again under a new uuid, logged like any client event.
  */
-export function userMessageFor(spec: TurnSpec): {
+export function userMessageFor(spec: Pick<TurnSpec, 'turn' | 'userPayload'>): {
   payload: Record<string, unknown>
   resent: boolean
 } {

@@ -60,6 +60,9 @@ export function createStdioTransport(deps: {
       // Lines are appended in order, batched while an append is in flight. `flushing` is cleared
       // in the same step as the last emptiness check, so no line can be left behind by a drain
       // that is just ending; once fenced, lines are dropped (the log refuses them anyway).
+      // The turn the process serves now: a warm worker serves its session's turns one by one.
+      let turnId = spec.turn.id
+      let log = spec.log
       let pending: AppendItem[] = []
       const cumulative = createCumulativeDeltas()
       let flushing: Promise<void> | null = null
@@ -80,18 +83,18 @@ export function createStdioTransport(deps: {
                 deps.events.append(spec.session.id, batch, {
                   source: 'worker',
                   epoch: bridge.workerEpoch,
-                  turnId: spec.turn.id,
+                  turnId,
                 }),
               { deadlineMs: OUTAGE_WAIT_MS },
             )
           } catch (err) {
             if (err instanceof StaleEpochError || err instanceof GenerationClosedError) {
               fenced = true
-              spec.log.warn('stdio worker fenced; stopping it', {
+              log.warn('stdio worker fenced; stopping it', {
                 err: err.message,
               })
               worker.signal('SIGTERM')
-            } else spec.log.error('could not append worker output', { err })
+            } else log.error('could not append worker output', { err })
           }
         }
       }
@@ -106,7 +109,7 @@ export function createStdioTransport(deps: {
         try {
           payload = JSON.parse(line)
         } catch {
-          spec.log.info('worker stdout', { line })
+          log.info('worker stdout', { line })
           return
         }
         if (typeof payload !== 'object' || payload === null || Array.isArray(payload)) return
@@ -134,19 +137,19 @@ export function createStdioTransport(deps: {
           stdin.write(JSON.stringify(payload) + '\n')
           await stdin.flush()
         } catch (err) {
-          spec.log.warn('could not write to worker stdin', { err })
+          log.warn('could not write to worker stdin', { err })
         }
       }
-      const message = userMessageFor(spec)
-      if (message.resent)
-        await deps.events.append(spec.session.id, [{ payload: message.payload }], {
-          source: 'client',
-          turnId: spec.turn.id,
-        })
-      await write({
-        ...message.payload,
-        session_id: spec.session.claudeSessionId,
-      })
+      const sendMessage = async (turn: TurnSpec['turn'], userPayload: Record<string, unknown>) => {
+        const message = userMessageFor({ turn, userPayload })
+        if (message.resent)
+          await deps.events.append(spec.session.id, [{ payload: message.payload }], {
+            source: 'client',
+            turnId: turn.id,
+          })
+        await write({ ...message.payload, session_id: spec.session.claudeSessionId })
+      }
+      await sendMessage(spec.turn, spec.userPayload)
       const exited = worker.exited.then(async (code) => {
         for (let running = flush(); running; running = flush()) await running
         return code
@@ -173,6 +176,15 @@ export function createStdioTransport(deps: {
           } catch {
             // Already closed by the process.
           }
+        },
+        async nextTurn(next) {
+          // Lines of the last turn still waiting for the database keep their turn.
+          for (let running = flush(); running; running = flush()) await running
+          turnId = next.turn.id
+          log = next.log
+          for (const request of next.controls)
+            await write({ type: 'control_request', request_id: crypto.randomUUID(), request })
+          await sendMessage(next.turn, next.userPayload)
         },
         send: write,
         signal: worker.signal,

@@ -30,7 +30,17 @@ export interface TurnSpec {
   log: Logger
 }
 
-/** A started worker process serving one turn. */
+/** What a live worker is told when it takes the next turn of its session (a warm worker). */
+export interface NextTurn {
+  turn: TurnRow
+  /** The turn's user message as stored in the log. */
+  userPayload: Record<string, unknown>
+  /** Control requests to send before the message (`set_model`, `set_permission_mode`). */
+  controls: Record<string, unknown>[]
+  log: Logger
+}
+
+/** A started worker process: it serves one turn, or several in a row when kept warm. */
 export interface WorkerRun {
   readonly pid: number
   readonly epoch: number
@@ -42,6 +52,11 @@ export interface WorkerRun {
   interrupt(): Promise<void>
   /** After the turn's `result`: lets the worker exit by itself (end_session / stdin EOF). */
   finish(): Promise<void>
+  /**
+   * Hands the live process its session's next turn: what it writes from now on belongs to that
+   * turn, and the turn's user message is sent to it.
+   */
+  nextTurn(next: NextTurn): Promise<void>
   /** Sends a client payload to the worker (e.g. a control_response to can_use_tool). */
   send(payload: Record<string, unknown>): Promise<void>
   /** Signals the worker's whole process group. */

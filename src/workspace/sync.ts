@@ -26,8 +26,21 @@ function renameProject(path: string, from: string, to: string): string {
   return path.startsWith(prefix) ? `projects/${to}/${path.slice(prefix.length)}` : path
 }
 
+/** What a worker's directories hold, as of the store's `revision` (-1: unknown). */
+export interface TreeState {
+  config: Manifest
+  project: Manifest
+  revision: number
+}
+
+/** The workspace's revision counter: raised by every change to its store. */
+export interface Revisions {
+  read(workspaceId: string): Promise<number>
+  bump(workspaceId: string): Promise<number>
+}
+
 export interface PullResult {
-  before: { config: Manifest; project: Manifest }
+  before: TreeState
   files: number
   bytes: number
   ms: number
@@ -41,6 +54,8 @@ export interface PushResult {
   skipped: string[]
   /** The files the store refused, with its answer. */
   refused: Refused[]
+  /** The directories as pushed: the `before` of the next push from the same directories. */
+  after: TreeState
   ms: number
 }
 
@@ -55,6 +70,8 @@ const TREES = [
 ] as const
 
 const CONCURRENCY = 8
+/** Sessions' own transcripts: no other session's worker reads them. */
+const TRANSCRIPTS = 'claude-home/projects/'
 /** Files never synced: Claude Code's own credentials (secrets are injected per worker). */
 const NEVER = new Set(['claude-home/.credentials.json'])
 
@@ -82,6 +99,8 @@ export function createWorkspaceSync(deps: {
   /** Values that must never be written into a workspace (API keys, tokens). */
   secrets: () => string[]
   retry?: { attempts: number; baseDelayMs: number }
+  /** Without one, revisions are unknown (-1) and a warm worker is never reused. */
+  revisions?: Revisions
 }) {
   const { store, log } = deps
   // The store client has its own retry budget; the sync does not retry on top of it by default.
@@ -147,6 +166,15 @@ export function createWorkspaceSync(deps: {
       .map((id) => ({ id, dir: join(base, id) }))
   }
 
+  /**
+   * The store changed in what every worker of the workspace reads (not only a session's own
+   * transcripts): raised under the workspace lock, so no other push comes in between.
+   */
+  const bump = async (workspaceId: string, paths: string[]) =>
+    deps.revisions && paths.some((p) => !p.startsWith(TRANSCRIPTS))
+      ? deps.revisions.bump(workspaceId)
+      : null
+
   /** Pushes spooled changes of earlier turns, oldest first; each is removed once stored. */
   async function flushSpools(workspaceId: string) {
     for (const spool of await spools(workspaceId)) {
@@ -168,6 +196,7 @@ export function createWorkspaceSync(deps: {
         `pushing spooled changes to ${store.describe()}`,
       )
       await rm(spool.dir, { recursive: true, force: true })
+      await bump(workspaceId, [...meta.written, ...meta.deleted])
       log.info('pushed spooled workspace changes', { workspaceId, spool: spool.id })
     }
   }
@@ -183,6 +212,7 @@ export function createWorkspaceSync(deps: {
       const started = performance.now()
       return deps.lock(workspaceId, async () => {
         await flushSpools(workspaceId)
+        const revision = deps.revisions ? await deps.revisions.read(workspaceId) : -1
         let files = 0
         let bytes = 0
         for (const tree of TREES) {
@@ -209,7 +239,7 @@ export function createWorkspaceSync(deps: {
           scanTree(dirs.projectDir),
         ])
         return {
-          before: { config: config.files, project: project.files },
+          before: { config: config.files, project: project.files, revision },
           files,
           bytes,
           ms: Math.round(performance.now() - started),
@@ -221,19 +251,17 @@ export function createWorkspaceSync(deps: {
      * Stores what changed since the pull (deletions too). When the store stays down, the
      * changes go to the spool and the error is rethrown; nothing is lost.
      */
-    async push(
-      workspaceId: string,
-      dirs: SyncDirs,
-      before: PullResult['before'],
-    ): Promise<PushResult> {
+    async push(workspaceId: string, dirs: SyncDirs, before: TreeState): Promise<PushResult> {
       const started = performance.now()
       const secrets = deps.secrets().filter((s) => s.length >= 8)
       const written: StoreFile[] = []
       const deleted: string[] = []
       const skipped: string[] = []
+      const scanned = { config: before.config, project: before.project }
       for (const tree of TREES) {
         const root = tree.key === 'config' ? dirs.configDir : dirs.projectDir
         const after = (await scanTree(root)).files
+        scanned[tree.key] = after
         const diff = diffManifests(before[tree.key], after)
         const t = tree.key === 'config' ? dirs.transcripts : undefined
         const stored = (rel: string) =>
@@ -263,12 +291,24 @@ export function createWorkspaceSync(deps: {
           bytes: 0,
           skipped,
           refused: [],
+          after: { ...scanned, revision: before.revision },
           ms: Math.round(performance.now() - started),
         }
+      let revision = -1
       const refused = await deps.lock(workspaceId, async () => {
         try {
           await flushSpools(workspaceId)
-          return await apply(workspaceId, written, deleted, `pushing to ${store.describe()}`)
+          const refused = await apply(
+            workspaceId,
+            written,
+            deleted,
+            `pushing to ${store.describe()}`,
+          )
+          // Only this push since `before`: the directories are the store at the new revision.
+          const now = await bump(workspaceId, [...written.map((f) => f.path), ...deleted])
+          if (now === null) revision = before.revision
+          else if (before.revision >= 0 && now === before.revision + 1) revision = now
+          return refused
         } catch (err) {
           // Spooled while the lock is held: whoever takes it next pushes these changes before
           // its own, so a later turn's files are never overwritten by an earlier turn's.
@@ -284,8 +324,15 @@ export function createWorkspaceSync(deps: {
         bytes: stored.reduce((n, f) => n + f.bytes.byteLength, 0),
         skipped: [...skipped, ...refusedPaths].sort(),
         refused,
+        after: { ...scanned, revision },
         ms: Math.round(performance.now() - started),
       }
+    },
+
+    /** Whether the store is still at `revision`: nobody changed it since. */
+    async unchanged(workspaceId: string, revision: number): Promise<boolean> {
+      if (revision < 0 || !deps.revisions) return false
+      return (await deps.revisions.read(workspaceId)) === revision
     },
 
     /** Pushes every workspace's spooled changes (a store that was down may be back). */

@@ -86,6 +86,8 @@ describe('metrics, readiness and the access log', () => {
     expect(countOf(m, 'ccbroker_turn_queue_wait_seconds')).toBe(5)
     expect(valueOf(m, 'ccbroker_queue_depth')).toBe(0)
     expect(valueOf(m, 'ccbroker_workers_running')).toBe(0)
+    // The session's worker waits for its next turn.
+    expect(valueOf(m, 'ccbroker_workers_idle')).toBe(1)
 
     // Events by source: exactly what the session's log holds.
     const log = (await b.api('GET', `/v1/sessions/${sessionId}/events?limit=1000`)).body
@@ -95,9 +97,12 @@ describe('metrics, readiness and the access log', () => {
         log.filter((e) => e.source === source).length,
       )
     const pushes = log.filter((e) => e.event_type === 'workspace_pushed').length
+    // A pull per worker process started (a warm one serves several turns), a push per turn.
+    const pulls = log.filter((e) => e.event_type === 'workspace_pulled').length
+    expect(pulls).toBeGreaterThanOrEqual(1)
     expect(
       countOf(m, 'ccbroker_workspace_sync_seconds', { direction: 'pull', store: 'local' }),
-    ).toBe(5)
+    ).toBe(pulls)
     expect(
       countOf(m, 'ccbroker_workspace_sync_seconds', { direction: 'push', store: 'local' }),
     ).toBe(pushes)

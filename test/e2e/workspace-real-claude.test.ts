@@ -52,6 +52,8 @@ for (const transport of ['ccr', 'stdio'] as const) {
             CCBROKER_WORKER_TRANSPORT: transport,
             ANTHROPIC_BASE_URL: model.url,
             ANTHROPIC_API_KEY: 'sk-ant-test-key-never-stored',
+            // A process per turn: turn two starts in a fresh directory from the store.
+            CCBROKER_WORKER_IDLE_MS: '0',
           },
         })
         const run = async (text: string) => {

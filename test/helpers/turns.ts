@@ -115,11 +115,14 @@ export async function startTurnBroker(opts: {
     await dir[Symbol.asyncDispose]()
     throw err
   }
-  const stop = async () => {
-    await b.stop()
-    await control.stop()
-    await dir[Symbol.asyncDispose]()
-  }
+  // Once, however often it is called (a test may stop a broker before its disposal).
+  let stopped: Promise<void> | null = null
+  const stop = () =>
+    (stopped ??= (async () => {
+      await b.stop()
+      await control.stop()
+      await dir[Symbol.asyncDispose]()
+    })())
   const tb: TurnBroker = {
     ...b,
     recordDir,

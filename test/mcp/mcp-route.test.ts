@@ -92,7 +92,12 @@ describe.each(TRANSPORTS)('a running worker’s MCP endpoint on %s', (transport)
   /** A valid worker token of a session that has no turn (so no MCP server). */
   let idleSession: { id: string; token: string }
   beforeAll(async () => {
-    b = await startTurnBroker({ db: databases()[0]!, transport })
+    // A process per turn: when its turn ends, the worker and its token end too.
+    b = await startTurnBroker({
+      db: databases()[0]!,
+      transport,
+      env: { CCBROKER_WORKER_IDLE_MS: '0' },
+    })
     sessionId = newSessionId('mcp-route')
     ;({ token } = await hangingTurn(b, sessionId, WORKSPACE))
     url = mcpUrl(b, sessionId)

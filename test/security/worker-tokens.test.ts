@@ -23,7 +23,12 @@ describe.each(cases)('worker tokens on $db.name, $transport', ({ db, transport }
     b = await startTurnBroker({
       db,
       transport,
-      env: { CCBROKER_TURN_MAX_MS: String(TURN_MAX_MS), CCBROKER_WORKER_TOKEN_TTL_SECONDS: '7200' },
+      // A process per turn: its token ends with its turn (a warm worker's with its process).
+      env: {
+        CCBROKER_TURN_MAX_MS: String(TURN_MAX_MS),
+        CCBROKER_WORKER_TOKEN_TTL_SECONDS: '7200',
+        CCBROKER_WORKER_IDLE_MS: '0',
+      },
     })
   })
   afterAll(() => b.stop())

@@ -31,7 +31,13 @@ describe.each(TRANSPORTS)('cancelling turns on %s', (transport) => {
   const capture = captureLog()
   let b: TurnBroker
   beforeAll(async () => {
-    b = await startTurnBroker({ db: databases()[0]!, transport, log: capture.log })
+    // A process per turn: a cancelled worker is gone (a warm one survives: warm-workers.test.ts).
+    b = await startTurnBroker({
+      db: databases()[0]!,
+      transport,
+      log: capture.log,
+      env: { CCBROKER_WORKER_IDLE_MS: '0' },
+    })
   })
   afterAll(() => b.stop())
 

@@ -20,7 +20,12 @@ const ANTHROPIC = {
 describe.each(TRANSPORTS)('a session’s turns on %s', (transport) => {
   let b: TurnBroker
   beforeAll(async () => {
-    b = await startTurnBroker({ db: databases()[0]!, transport, env: ANTHROPIC })
+    // A process per turn: continuity through --resume (warm workers: warm-workers.test.ts).
+    b = await startTurnBroker({
+      db: databases()[0]!,
+      transport,
+      env: { ...ANTHROPIC, CCBROKER_WORKER_IDLE_MS: '0' },
+    })
   })
   afterAll(() => b.stop())
 

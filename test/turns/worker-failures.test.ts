@@ -17,7 +17,12 @@ import { until } from '../helpers/until.ts'
 describe.each(TRANSPORTS)('worker failures on %s', (transport) => {
   let b: TurnBroker
   beforeAll(async () => {
-    b = await startTurnBroker({ db: databases()[0]!, transport })
+    // A process per turn: each turn's worker is gone at its end.
+    b = await startTurnBroker({
+      db: databases()[0]!,
+      transport,
+      env: { CCBROKER_WORKER_IDLE_MS: '0' },
+    })
   })
   afterAll(() => b.stop())
 

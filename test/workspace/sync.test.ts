@@ -267,7 +267,7 @@ describe.each(STORES)('workspace sync with the %s store', (kind, open) => {
       expect(await readTree(dirs.configDir)).toEqual(seedConfig)
       expect(await readTree(dirs.projectDir)).toEqual(seedProject)
       expect(pulled).toEqual({
-        before: { config: manifestOf(seedConfig), project: manifestOf(seedProject) },
+        before: { config: manifestOf(seedConfig), project: manifestOf(seedProject), revision: -1 },
         files: 7,
         bytes: sizeOf(seedConfig) + sizeOf(seedProject),
         ms: expect.any(Number),
@@ -308,7 +308,7 @@ describe.each(STORES)('workspace sync with the %s store', (kind, open) => {
     const dirs = await turnDirs(dir.path)
     const pulled = await syncOf(kit, dir.path).pull('never-used', dirs)
     expect(pulled).toEqual({
-      before: { config: new Map(), project: new Map() },
+      before: { config: new Map(), project: new Map(), revision: -1 },
       files: 0,
       bytes: 0,
       ms: expect.any(Number),
@@ -341,6 +341,7 @@ describe.each(STORES)('workspace sync with the %s store', (kind, open) => {
         bytes: added.config.length + big.length + 5,
         skipped: [],
         refused: [],
+        after: expect.any(Object),
         ms: expect.any(Number),
       })
       expect(rec.calls).toEqual([
@@ -387,6 +388,7 @@ describe.each(STORES)('workspace sync with the %s store', (kind, open) => {
       bytes: 0,
       skipped: [],
       refused: [],
+      after: expect.any(Object),
       ms: expect.any(Number),
     })
     expect(rec.calls).toEqual([])
@@ -425,6 +427,7 @@ describe.each(STORES)('workspace sync with the %s store', (kind, open) => {
         bytes: '{"env":{"SHORT":"short"}}'.length + 'nothing to hide'.length,
         skipped: ['claude-home/cache/blob.bin', 'project/.env'],
         refused: [],
+        after: expect.any(Object),
         ms: expect.any(Number),
       })
       expect(rec.calls).toEqual([
@@ -638,6 +641,7 @@ describe.each(STORES)('workspace sync with the %s store', (kind, open) => {
         bytes: sizeOf(after),
         skipped: [],
         refused: [],
+        after: expect.any(Object),
         ms: expect.any(Number),
       })
       expect(await sync.pendingSpools(ws)).toBe(0)
@@ -669,6 +673,7 @@ describe.each(STORES)('workspace sync with the %s store', (kind, open) => {
         bytes: sizeOf(files) - (kind === 'local' ? files['a\\b.txt']!.length : 0),
         skipped: refused,
         refused: refused.map((path) => ({ path, error: expect.stringContaining(path) })),
+        after: expect.any(Object),
         ms: expect.any(Number),
       })
       expect(await sync.pendingSpools(ws)).toBe(0)

@@ -112,6 +112,8 @@ describe.each(TRANSPORTS)('workspace sync around turns on %s with the local stor
       env: {
         CCBROKER_CLAUDE_BIN: await toolClaudeBin(dir.path),
         CCBROKER_WORKSPACE_DIR: join(dir.path, 'workspaces'),
+        // A process per turn: each turn's worker starts from the store in a fresh directory.
+        CCBROKER_WORKER_IDLE_MS: '0',
       },
     })
   })
@@ -261,6 +263,7 @@ async function openVikingBroker(transport: Transport): Promise<OpenVikingBroker>
     transport,
     env: {
       CCBROKER_CLAUDE_BIN: await toolClaudeBin(dir.path),
+      CCBROKER_WORKER_IDLE_MS: '0',
       CCBROKER_WORKSPACE_STORE: 'openviking',
       CCBROKER_OPENVIKING_URL: fake.url,
       CCBROKER_OPENVIKING_API_KEY: 'ov-key',

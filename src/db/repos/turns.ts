@@ -61,6 +61,8 @@ export async function claimNextTurn(
   db: Db,
   owner: string,
   leaseMs: number,
+  /** How long a turn of a session another broker keeps warm is left to that broker. */
+  warmPreferenceMs = 0,
 ): Promise<TurnRow | null> {
   // One round trip: the candidate is an InitPlan (evaluated once), locked SKIP LOCKED.
   const rows = await db
@@ -84,6 +86,11 @@ export async function claimNextTurn(
             select 1 from turns e
             where e.session_id = t.session_id and e.state = 'queued'
               and (e.enqueued_at, e.id) < (t.enqueued_at, t.id))
+          and not exists (
+            select 1 from warm_workers w
+            where w.session_id = t.session_id and w.owner <> ${owner}
+              and w.until > clock_timestamp()
+              and t.enqueued_at > clock_timestamp() - ${`${warmPreferenceMs} milliseconds`}::interval)
         order by t.enqueued_at, t.id
         limit 1
         for update of t, s skip locked)`,

@@ -238,6 +238,12 @@ export function createEngine(o: Options, mcp: () => Promise<McpLink>) {
         })
       case 'set_model':
         o.model = String(req.model ?? o.model)
+        // As the test wrapper does with --model fake:<scenario>[:<delay>] at start.
+        if (o.model.startsWith('fake:')) {
+          const [name, delay] = o.model.slice(5).split(':')
+          o.scenario = name as typeof o.scenario
+          if (delay !== undefined) o.env.FAKE_CLAUDE_DELAY_MS = delay
+        }
         void io.state({ external_metadata: { model: o.model } })
         return reply()
       case 'set_permission_mode':
