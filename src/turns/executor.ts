@@ -20,6 +20,8 @@ import {
 } from './outcome.ts'
 import { whileUnavailable } from '../db/unavailable.ts'
 import { prepareWorkdirs } from './workdirs.ts'
+import { BudgetExhaustedError } from '../errors.ts'
+import type { Budgets } from '../usage/budgets.ts'
 
 /** A worker token outlives its turn's maximum duration by this much (stop, push, result). */
 const TOKEN_MARGIN_SECONDS = 300
@@ -69,6 +71,8 @@ export function createTurnExecutor(deps: {
   metrics?: Pick<Metrics, 'queueWait' | 'turnDuration' | 'spawnFailures'>
   log: Logger
   hooks?: TurnHooks
+  /** Spend limits: checked before a worker starts, and every result counted. */
+  budgets?: Budgets
 }) {
   const { db } = deps
 
@@ -96,13 +100,17 @@ export function createTurnExecutor(deps: {
     await exitWithin(run, grace)
   }
 
+  /** The turn's last stored result, counted (once) if it was not yet. */
   async function storedResult(turn: TurnRow): Promise<Record<string, unknown> | null> {
     let after = 0
-    let found: Record<string, unknown> | null = null
+    let found: EventRow | null = null
     for (;;) {
       const rows = await listEventsSince(db, turn.sessionId, after, 1000, { turnId: turn.id })
-      for (const r of rows) if (r.source === 'worker' && r.eventType === 'result') found = r.payload
-      if (rows.length < 1000) return found
+      for (const r of rows) if (r.source === 'worker' && r.eventType === 'result') found = r
+      if (rows.length < 1000) {
+        if (found) await deps.budgets?.record(turn, found)
+        return found?.payload ?? null
+      }
       after = rows.at(-1)!.seq
     }
   }
@@ -115,6 +123,18 @@ export function createTurnExecutor(deps: {
     log: Logger,
   ): Promise<Outcome | null> {
     if (!deps.transport) return failed(deps.unavailable ?? 'no worker transport')
+    // What is left of the session's and workspace's budgets (and the turn's own cap) is the
+    // most Claude Code may spend; nothing left and the turn does not start.
+    let maxBudgetUsd: number | null
+    try {
+      const cap = turn.metadata.max_budget_usd
+      maxBudgetUsd =
+        (await deps.budgets?.admit(session, turn.id, typeof cap === 'number' ? cap : undefined)) ??
+        null
+    } catch (err) {
+      if (err instanceof BudgetExhaustedError) return failed(err.message)
+      throw err
+    }
     // Lossless: a worker may post more at once than a listener may lag behind; the executor
     // reads what its queue cannot hold from the log instead of being cut off.
     const watch = deps.bus.subscribe(
@@ -143,7 +163,10 @@ export function createTurnExecutor(deps: {
         session,
         userPayload,
         dirs: work.dirs,
-        extraArgs: extra.extraArgs ?? [],
+        extraArgs: [
+          ...(extra.extraArgs ?? []),
+          ...(maxBudgetUsd !== null ? ['--max-budget-usd', String(maxBudgetUsd)] : []),
+        ],
         mcpServers: extra.mcpServers ?? {},
         extraEnv: extra.extraEnv ?? {},
         tokenTtlSeconds: Math.ceil(maxMs / 1000) + TOKEN_MARGIN_SECONDS,
@@ -215,6 +238,8 @@ export function createTurnExecutor(deps: {
               return end.why === 'timeout' ? timedOut() : cancelled('cancelled', null)
             }
             if (e.eventType === 'result') {
+              // Spent as soon as it is stored: the next turn's budget check sees it.
+              await deps.budgets?.record(turn, e)
               await r.finish()
               if (!(await exitWithin(r, deps.stopGraceMs))) await stopWorker(r, false)
               if (end.why === 'timeout') return timedOut()
