@@ -43,10 +43,10 @@ export function createBudgets(deps: {
 
   /** Each budget that applies, with what is spent and left of it; the tightest first. */
   async function standings(session: Pick<SessionRow, 'id' | 'workspaceId' | 'budgetUsd'>) {
-    const [spent, wsBudget] = await Promise.all([
-      sumSpend(db, session.id, session.workspaceId),
-      workspaceBudget(session.workspaceId),
-    ])
+    const wsBudget = await workspaceBudget(session.workspaceId)
+    // No budget at all (the common case): nothing to add up.
+    if (session.budgetUsd === null && wsBudget === null) return []
+    const spent = await sumSpend(db, session.id, session.workspaceId)
     const out: BudgetStanding[] = []
     if (session.budgetUsd !== null)
       out.push({

@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test'
 import { Webhook } from 'standardwebhooks'
+import { insertScheduledTask } from '../../src/db/repos/schedules.ts'
 import { startWebhookReceiver, type WebhookReceiver } from '../fakes/webhook-receiver.ts'
 import { startTestBroker } from '../helpers/broker.ts'
 import { databases } from '../helpers/databases.ts'
@@ -254,6 +255,44 @@ describe.each(databases())('webhooks on $name', (db) => {
       },
     })
     await b.api('DELETE', `/v1/webhooks/${hook.webhook.id}`)
+  })
+})
+
+test('a scheduled task that fires is delivered as schedule.fired', async () => {
+  await using receiver = startWebhookReceiver()
+  await using b = await startTurnBroker({
+    db: databases()[0]!,
+    transport: 'stdio',
+    env: { ...WEBHOOK_ENV, CCBROKER_SCHEDULER_POLL_MS: '50' },
+  })
+  const hook = (
+    await b.api('POST', '/v1/webhooks', { url: receiver.url, event_types: ['schedule.fired'] })
+  ).body
+  const sessionId = newSessionId()
+  const first = await b.enqueue({ session_id: sessionId, workspace_id: 'ws-s', user_message: 'x' })
+  await b.waitState(first.turn_id, ['done'])
+  const now = new Date()
+  await insertScheduledTask(b.broker.database.db, {
+    id: 'task_webhook',
+    sessionId,
+    workspaceId: 'ws-s',
+    prompt: 'scheduled',
+    runAt: now,
+    nextRunAt: now,
+  })
+  const r = await until(() => receiver.received[0], { what: 'the schedule.fired delivery' })
+  const turns = (await b.api('GET', `/v1/sessions/${sessionId}/turns`)).body.data
+  const fired = turns.find((t: any) => t.metadata.scheduled_task_id === 'task_webhook')
+  expect(verified(hook.secret, r)).toEqual({
+    type: 'schedule.fired',
+    timestamp: ISO,
+    data: {
+      workspace_id: 'ws-s',
+      session_id: sessionId,
+      turn_id: fired.id,
+      task_id: 'task_webhook',
+      scheduled_for: now.toISOString(),
+    },
   })
 })
 
