@@ -221,6 +221,27 @@ describe.each(databases())('usage and budgets on $name', (db) => {
     expect((await run(a, ws)).state).toBe('done')
   })
 
+  test('a turn queued while money was left, that finds none when it starts, fails without a worker', async () => {
+    const ws = `ws-q-${crypto.randomUUID().slice(0, 6)}`
+    const sessionId = (await b.api('POST', '/v1/sessions', { workspace_id: ws, budget_usd: 0.01 }))
+      .body.session.id
+    const held = b.control.hold(sessionId)
+    const first = await b.enqueue({ session_id: sessionId, workspace_id: ws, user_message: 'a' })
+    await held.arrived
+    const second = await b.enqueue({ session_id: sessionId, workspace_id: ws, user_message: 'b' })
+    held.release({})
+    expect((await b.waitState(first.turn_id, ['failed'])).error).toContain('error_max_budget_usd')
+    const refused = await b.waitState(second.turn_id, ['failed'])
+    expect(refused.error).toBe(
+      `session ${sessionId} has spent $0.0100 of its $0.01 budget; raise it with PATCH /v1/sessions/${sessionId} {"budget_usd": <more>}`,
+    )
+    expect((await b.workers(sessionId)).length).toBe(1)
+    const events = (await b.api('GET', `/v1/sessions/${sessionId}/events?limit=1000`)).body.data
+    expect(
+      events.filter((e: any) => e.event_type === 'budget_exhausted').map((e: any) => e.turn_id),
+    ).toEqual([first.turn_id, second.turn_id])
+  })
+
   test('bad budgets → 400', async () => {
     const ws = 'ws-bad'
     for (const [method, path, body] of [
