@@ -42,6 +42,9 @@ import { resolveClaudeBin } from './worker/resolve-bin.ts'
 import { createStdioTransport } from './worker/stdio.ts'
 import type { WorkerTransport } from './worker/transport.ts'
 import { createWorkerSetup } from './worker-setup.ts'
+import { createBudgets } from './usage/budgets.ts'
+import { createWebhookDispatcher } from './webhooks/dispatcher.ts'
+import { createWebhookService } from './webhooks/service.ts'
 import { createLocalStore } from './workspace/local.ts'
 import { createWorkspaceLock } from './workspace/lock.ts'
 import { createOpenVikingStore } from './workspace/openviking.ts'
@@ -128,6 +131,14 @@ export async function startBroker(config: Readonly<Config>, log?: Logger): Promi
       tokenTtlSeconds: config.workerTokenTtlSeconds,
       publicUrl: () => publicUrl,
       generations,
+      // ccr workers rebuild a conversation from this broker's internal events, which a fork
+      // does not copy: forking is a stdio feature.
+      forkRefusal:
+        config.workerTransport === 'ccr'
+          ? 'forking needs the stdio worker transport (CCBROKER_WORKER_TRANSPORT=stdio): ccr ' +
+            'workers rebuild their conversation from the source session’s internal events, ' +
+            'which a fork does not copy'
+          : null,
     })
     const sessionEvents = createSessionEvents({
       db,
@@ -147,6 +158,24 @@ export async function startBroker(config: Readonly<Config>, log?: Logger): Promi
       knownTurnIdFor: directory.known,
       streams: workerStreams,
     })
+
+    // Spend, budgets and webhooks.
+    const webhookDispatcher = createWebhookDispatcher({
+      db,
+      fetch: createOutboundFetch({ allow: config.webhookAllow }),
+      pollMs: config.webhookPollMs,
+      retryBaseMs: config.webhookRetryBaseMs,
+      maxAgeMs: config.webhookMaxAgeMs,
+      timeoutMs: config.webhookTimeoutMs,
+      log: logger,
+    })
+    const budgets = createBudgets({
+      db,
+      events,
+      defaultWorkspaceBudgetUsd: config.workspaceBudgetUsd,
+      onWebhook: webhookDispatcher.wake,
+    })
+    const webhooks = createWebhookService({ db, allow: config.webhookAllow })
 
     // The workers' tools and the workspaces.
     const permissions = createPermissions({
@@ -247,6 +276,7 @@ export async function startBroker(config: Readonly<Config>, log?: Logger): Promi
       owner,
       metrics,
       log: logger,
+      budgets,
       hooks: createWorkerSetup({
         config,
         mcp,
@@ -297,6 +327,7 @@ export async function startBroker(config: Readonly<Config>, log?: Logger): Promi
           void database.notify(TURNS_CHANNEL, owner).catch(() => {})
       },
       cancelRunning: runner.cancel,
+      budgets,
     })
     const scheduler = createScheduler({
       db,
@@ -342,6 +373,8 @@ export async function startBroker(config: Readonly<Config>, log?: Logger): Promi
       directory,
       queue,
       streams,
+      budgets,
+      webhooks,
     })
     // Before any worker can reach this broker: an orphan of a dead broker must not post under
     // an epoch recovery is about to end.
@@ -363,6 +396,7 @@ export async function startBroker(config: Readonly<Config>, log?: Logger): Promi
       })
     runner.start()
     scheduler.start()
+    webhookDispatcher.start()
     // Changes spooled while the store was down go out once it is back, turn or no turn.
     const flusher = setInterval(() => void sync.flushAll(), SPOOL_FLUSH_MS)
     logger.info('broker listening', {
@@ -393,6 +427,7 @@ export async function startBroker(config: Readonly<Config>, log?: Logger): Promi
         await step('the scheduler', () => scheduler.stop())
         await step('the idle workers', () => pool.stopAll())
         await step('the runner', () => runner.stop())
+        await step('the webhook dispatcher', () => webhookDispatcher.stop())
         await step('the presence lock', () => presence?.release())
         await step('the listeners', () => bus.closeAll())
         await step('the HTTP server', () => server.stop())

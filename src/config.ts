@@ -101,6 +101,18 @@ export interface Config {
   openVikingUrl: string | null
   openVikingApiKey: string | null
   openVikingRootUri: string
+  /** CCBROKER_WORKSPACE_BUDGET_USD: the budget of a workspace that has none of its own. */
+  workspaceBudgetUsd: number | null
+  /** CCBROKER_WEBHOOK_ALLOW: CIDRs or host names webhooks may reach although private. */
+  webhookAllow: readonly string[]
+  /** CCBROKER_WEBHOOK_POLL_MS, default 1000: how often the outbox is looked at. */
+  webhookPollMs: number
+  /** CCBROKER_WEBHOOK_RETRY_BASE_MS, default 5000: the first retry's delay (×4 each time). */
+  webhookRetryBaseMs: number
+  /** CCBROKER_WEBHOOK_MAX_AGE_MS, default 24 h: how long a delivery is retried. */
+  webhookMaxAgeMs: number
+  /** CCBROKER_WEBHOOK_TIMEOUT_MS, default 10000: how long one attempt may take. */
+  webhookTimeoutMs: number
 }
 
 export function loadConfig(env: Env, cwd: string = process.cwd()): Readonly<Config> {
@@ -191,6 +203,22 @@ export function loadConfig(env: Env, cwd: string = process.cwd()): Readonly<Conf
   } catch (err) {
     throw new ConfigError('CCBROKER_FETCH_ALLOW', (err as Error).message)
   }
+  const webhookAllow = list(env, 'CCBROKER_WEBHOOK_ALLOW')
+  try {
+    parseFetchAllow(webhookAllow)
+  } catch (err) {
+    throw new ConfigError('CCBROKER_WEBHOOK_ALLOW', (err as Error).message)
+  }
+  const budgetRaw = str(env, 'CCBROKER_WORKSPACE_BUDGET_USD')
+  const workspaceBudgetUsd = budgetRaw === null ? null : Number(budgetRaw)
+  if (
+    workspaceBudgetUsd !== null &&
+    !(Number.isFinite(workspaceBudgetUsd) && workspaceBudgetUsd >= 0)
+  )
+    throw new ConfigError(
+      'CCBROKER_WORKSPACE_BUDGET_USD',
+      `expected an amount in USD (a number ≥ 0), got "${budgetRaw}"`,
+    )
   return Object.freeze({
     port: int(env, 'CCBROKER_PORT', 8085, 0, 65535),
     host,
@@ -243,6 +271,12 @@ export function loadConfig(env: Env, cwd: string = process.cwd()): Readonly<Conf
     openVikingUrl,
     openVikingApiKey: str(env, 'CCBROKER_OPENVIKING_API_KEY'),
     openVikingRootUri,
+    workspaceBudgetUsd,
+    webhookAllow: Object.freeze(webhookAllow),
+    webhookPollMs: int(env, 'CCBROKER_WEBHOOK_POLL_MS', 1_000, 10, 3_600_000),
+    webhookRetryBaseMs: int(env, 'CCBROKER_WEBHOOK_RETRY_BASE_MS', 5_000, 10, 3_600_000),
+    webhookMaxAgeMs: int(env, 'CCBROKER_WEBHOOK_MAX_AGE_MS', 86_400_000, 1_000, 30 * 86_400_000),
+    webhookTimeoutMs: int(env, 'CCBROKER_WEBHOOK_TIMEOUT_MS', 10_000, 100, 600_000),
   })
 }
 

@@ -53,6 +53,30 @@ export class ConflictError extends BrokerError {
   }
 }
 
+/** What a budget that stops a turn says: which, its amount, what is spent, how to raise it. */
+export interface BudgetStanding {
+  scope: 'session' | 'workspace'
+  id: string
+  budget_usd: number
+  spent_usd: number
+  remaining_usd: number
+  raise: { method: string; path: string; body: Record<string, string> }
+}
+
+/** A turn refused because its session's or workspace's budget is spent. */
+export class BudgetExhaustedError extends BrokerError {
+  override readonly status = 409
+  override readonly code = 'budget_exhausted'
+  constructor(readonly budget: BudgetStanding) {
+    super(budgetMessage(budget))
+    this.name = 'BudgetExhaustedError'
+  }
+}
+
+export const budgetMessage = (b: BudgetStanding) =>
+  `${b.scope} ${b.id} has spent $${b.spent_usd.toFixed(4)} of its $${b.budget_usd} budget; ` +
+  `raise it with ${b.raise.method} ${b.raise.path} {"budget_usd": <more>}`
+
 /** A write from a worker whose epoch was superseded by a newer bridge. */
 export class StaleEpochError extends BrokerError {
   override readonly status = 409

@@ -6,7 +6,9 @@ import type { Logger } from './log.ts'
 import type { TurnHooks } from './turns/executor.ts'
 import type { Metrics } from './metrics.ts'
 import type { Permissions } from './turns/permissions.ts'
-import { projectKey } from './worker/claude-args.ts'
+import { copyFile, mkdir, rm, access } from 'node:fs/promises'
+import { dirname, join } from 'node:path'
+import { projectKey, transcriptPath } from './worker/claude-args.ts'
 import type { WorkspaceSync } from './workspace/sync.ts'
 
 export const MCP_SERVER_NAME = 'broker'
@@ -44,6 +46,37 @@ export function createWorkerSetup(deps: {
       : config.permissionPolicy === 'allowlist'
         ? [`mcp__${MCP_SERVER_NAME}`, ...config.allowedTools]
         : []
+  /**
+   * A fork's first turn: the source's transcript (pulled with the workspace, under its stored
+   * name) is copied to where Claude Code looks for it from this session's working directory,
+   * so `--resume <source> --fork-session` finds it. Answers the copy's path, or null.
+   */
+  async function placeForkSource(
+    session: Parameters<NonNullable<TurnHooks['prepare']>>[0]['session'],
+    dirs: Parameters<NonNullable<TurnHooks['prepare']>>[0]['dirs'],
+  ): Promise<string | null> {
+    const source = session.forkedFrom
+    const sourceClaude = session.forkSourceClaudeSessionId
+    if (!source || !sourceClaude) return null
+    const exists = (path: string) =>
+      access(path).then(
+        () => true,
+        () => false,
+      )
+    if (await exists(transcriptPath(dirs.configDir, dirs.cwd, session.claudeSessionId))) return null
+    const stored = join(
+      dirs.configDir,
+      'projects',
+      `ccbroker-session-${source}`,
+      `${sourceClaude}.jsonl`,
+    )
+    if (!(await exists(stored))) return null
+    const target = transcriptPath(dirs.configDir, dirs.cwd, sourceClaude)
+    await mkdir(dirname(target), { recursive: true })
+    await copyFile(stored, target)
+    return target
+  }
+
   return {
     async prepare({ turn, session, dirs }) {
       const event = (turn: TurnRow, payload: Record<string, unknown>) =>
@@ -68,6 +101,7 @@ export function createWorkerSetup(deps: {
           `could not pull workspace ${session.workspaceId} from ${deps.storeName}: ${(err as Error).message}`,
         )
       }
+      let forkCopy = await placeForkSource(session, dirs)
       await event(turn, {
         type: 'workspace_pulled',
         workspace_id: session.workspaceId,
@@ -98,6 +132,9 @@ export function createWorkerSetup(deps: {
         beginTurn: (turn: TurnRow) => handle.resume(contextOf(turn)),
         async endTurn(turn: TurnRow, log: Logger) {
           handle.pause()
+          // The source's transcript is the source's: not stored again under this session.
+          if (forkCopy) await rm(forkCopy, { force: true })
+          forkCopy = null
           await deps.permissions.expire(turn.id)
           try {
             const pushed = await deps.sync.push(session.workspaceId, syncDirs, state)

@@ -52,6 +52,12 @@ const defaults = {
   openVikingUrl: null,
   openVikingApiKey: null,
   openVikingRootUri: 'viking://resources/',
+  workspaceBudgetUsd: null,
+  webhookAllow: [],
+  webhookPollMs: 1_000,
+  webhookRetryBaseMs: 5_000,
+  webhookMaxAgeMs: 86_400_000,
+  webhookTimeoutMs: 10_000,
 }
 
 /** The ConfigError that loading `env` throws (fails the test when it loads). */
@@ -104,6 +110,25 @@ describe('loadConfig', () => {
       'CCBROKER_SCHEDULE_MIN_INTERVAL_SECONDS, CCBROKER_SCHEDULE_MAX_TASKS',
       { CCBROKER_SCHEDULE_MIN_INTERVAL_SECONDS: '1', CCBROKER_SCHEDULE_MAX_TASKS: '3' },
       { scheduleMinIntervalSeconds: 1, scheduleMaxTasks: 3 },
+    ],
+    [
+      'CCBROKER_WORKSPACE_BUDGET_USD and the CCBROKER_WEBHOOK_* settings',
+      {
+        CCBROKER_WORKSPACE_BUDGET_USD: '12.5',
+        CCBROKER_WEBHOOK_ALLOW: '127.0.0.1,hooks.internal',
+        CCBROKER_WEBHOOK_POLL_MS: '100',
+        CCBROKER_WEBHOOK_RETRY_BASE_MS: '250',
+        CCBROKER_WEBHOOK_MAX_AGE_MS: '60000',
+        CCBROKER_WEBHOOK_TIMEOUT_MS: '2000',
+      },
+      {
+        workspaceBudgetUsd: 12.5,
+        webhookAllow: ['127.0.0.1', 'hooks.internal'],
+        webhookPollMs: 100,
+        webhookRetryBaseMs: 250,
+        webhookMaxAgeMs: 60_000,
+        webhookTimeoutMs: 2_000,
+      },
     ],
     [
       'CCBROKER_PUBLIC_URL, trailing slashes dropped',
@@ -430,6 +455,15 @@ describe('loadConfig', () => {
       {
         variable: 'CCBROKER_WORKSPACE_STORE',
         message: 'CCBROKER_WORKSPACE_STORE: expected local or openviking, got "s3"',
+      },
+    ],
+    [
+      'a workspace budget that is not an amount',
+      { CCBROKER_WORKSPACE_BUDGET_USD: '-3' },
+      {
+        variable: 'CCBROKER_WORKSPACE_BUDGET_USD',
+        message:
+          'CCBROKER_WORKSPACE_BUDGET_USD: expected an amount in USD (a number ≥ 0), got "-3"',
       },
     ],
     [

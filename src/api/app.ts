@@ -10,6 +10,8 @@ import type { Permissions } from '../turns/permissions.ts'
 import type { TurnQueue } from '../turns/queue.ts'
 import type { ScheduleTasks } from '../turns/schedule-tasks.ts'
 import type { TurnStreams } from '../turns/stream.ts'
+import type { Budgets } from '../usage/budgets.ts'
+import type { WebhookService } from '../webhooks/service.ts'
 import { bodyLimit } from './body-limit.ts'
 import { docs } from './docs.ts'
 import { errorMapper } from './error-mapper.ts'
@@ -24,6 +26,8 @@ import { schedulesRoutes } from './schedules.ts'
 import { sessionEventsRoutes } from './session-events.ts'
 import { sessionsRoutes } from './sessions.ts'
 import { turnsRoutes } from './turns.ts'
+import { webhooksRoutes } from './webhooks.ts'
+import { workspacesRoutes } from './workspaces.ts'
 import { workerRoutes } from './worker.ts'
 
 /** What the HTTP surface calls: one service per route module, and the settings of the guards. */
@@ -54,6 +58,8 @@ export interface AppDeps {
   directory: TurnDirectory
   queue: TurnQueue
   streams: TurnStreams
+  budgets: Budgets
+  webhooks: WebhookService
 }
 
 /** The whole HTTP app: error mapping, limits, docs, health, then every route module. */
@@ -83,7 +89,9 @@ export function createApp(deps: AppDeps) {
         metricsPublic: deps.metricsPublic,
       }),
     )
-    .use(sessionsRoutes({ sessions: deps.sessions, apiKeys }))
+    .use(sessionsRoutes({ sessions: deps.sessions, budgets: deps.budgets, apiKeys }))
+    .use(workspacesRoutes({ budgets: deps.budgets, apiKeys }))
+    .use(webhooksRoutes({ webhooks: deps.webhooks, apiKeys }))
     .use(sessionEventsRoutes({ sessionEvents: deps.sessionEvents, apiKeys }))
     .use(workerRoutes({ ingress: deps.ingress, tokenKey: deps.tokenKey }))
     .use(permissionsRoutes({ permissions: deps.permissions, apiKeys }))

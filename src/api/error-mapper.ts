@@ -1,7 +1,7 @@
 import { Elysia } from 'elysia'
 import { errors as joseErrors } from 'jose'
 import { isDatabaseUnavailable } from '../db/unavailable.ts'
-import { BrokerError, QueueFullError } from '../errors.ts'
+import { BrokerError, BudgetExhaustedError, QueueFullError } from '../errors.ts'
 import type { Logger } from '../log.ts'
 
 const joseMessages: Record<string, string> = {
@@ -66,9 +66,13 @@ export const errorMapper = (log: Logger) =>
         if (s === 401) set.headers['www-authenticate'] = 'Bearer'
         return { error: message }
       }
+
       // A failure inside the body parser comes wrapped in a PARSE error.
       const cause = code === 'PARSE' ? (error as { cause?: unknown }).cause : undefined
       const known = cause instanceof BrokerError ? cause : error
+      // A refused turn says which budget, what is spent and how to raise it, as data too.
+      if (known instanceof BudgetExhaustedError)
+        return { ...status(409, known.message), code: known.code, budget: known.budget }
       if (known instanceof BrokerError) {
         if (known instanceof QueueFullError)
           set.headers['retry-after'] = String(known.retryAfterSeconds)

@@ -1,9 +1,23 @@
 import { Elysia, t } from 'elysia'
 import { apiKeyGuard } from '../auth/api-key.ts'
+import type { UsageTotals } from '../db/repos/usage.ts'
 import type { SessionRow } from '../db/schema.ts'
 import type { SessionService } from '../sessions/service.ts'
+import type { Budgets } from '../usage/budgets.ts'
 import { bounded, errors } from './schemas.ts'
 import { auth } from './security.ts'
+import { Usage } from './usage-schema.ts'
+
+const SESSION_ID = t.String({
+  pattern: '^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$',
+  description: 'Session id: letters, digits, . _ : - (1-128)',
+})
+
+const BUDGET_USD = t.Number({
+  minimum: 0,
+  maximum: 1_000_000,
+  description: 'Spend limit in USD across the session’s turns',
+})
 
 export const WORKSPACE_ID = t.String({
   pattern: '^(?!\\.{1,2}$)[A-Za-z0-9._-]{1,128}$',
@@ -21,6 +35,9 @@ const Session = t.Object({
   tags: t.Array(t.String()),
   claude_session_id: t.String({ description: 'Claude Code session UUID (--session-id/--resume)' }),
   archived: t.Boolean(),
+  budget_usd: t.Union([t.Number(), t.Null()], { description: 'The session’s budget; null: none' }),
+  forked_from: t.Union([t.String(), t.Null()], { description: 'The session this was forked from' }),
+  usage: Usage,
   created_at: t.String(),
   updated_at: t.String(),
 })
@@ -31,9 +48,21 @@ const CreateSession = t.Object({
   external_id: t.Optional(t.String({ minLength: 1, maxLength: 500 })),
   source: t.Optional(t.String({ minLength: 1, maxLength: 100 })),
   tags: t.Optional(t.Array(t.String({ maxLength: 100 }), { maxItems: 50 })),
+  budget_usd: t.Optional(BUDGET_USD),
 })
 
-export const sessionJson = (s: SessionRow): typeof Session.static => ({
+const UpdateSession = t.Object({
+  budget_usd: t.Optional(
+    t.Union([BUDGET_USD, t.Null()], { description: 'A new budget in USD, or null for none' }),
+  ),
+})
+
+const ForkSession = t.Object({
+  session_id: t.Optional(SESSION_ID),
+  title: t.Optional(t.String({ maxLength: 500 })),
+})
+
+export const sessionJson = (s: SessionRow, usage: UsageTotals): typeof Session.static => ({
   id: s.id,
   workspace_id: s.workspaceId,
   title: s.title,
@@ -44,12 +73,24 @@ export const sessionJson = (s: SessionRow): typeof Session.static => ({
   tags: s.tags,
   claude_session_id: s.claudeSessionId,
   archived: s.archived,
+  budget_usd: s.budgetUsd,
+  forked_from: s.forkedFrom,
+  usage,
   created_at: s.createdAt.toISOString(),
   updated_at: s.updatedAt.toISOString(),
 })
 
-export const sessionsRoutes = (deps: { sessions: SessionService; apiKeys: readonly string[] }) =>
-  new Elysia({ prefix: '/v1/sessions', detail: { security: auth.apiKey } })
+export const sessionsRoutes = (deps: {
+  sessions: SessionService
+  budgets: Budgets
+  apiKeys: readonly string[]
+}) => {
+  const withUsage = async (rows: SessionRow[]) => {
+    const usage = await deps.budgets.sessionsUsage(rows.map((r) => r.id))
+    return rows.map((r) => sessionJson(r, usage.get(r.id)!))
+  }
+  const one = async (row: SessionRow) => ({ session: (await withUsage([row]))[0]! })
+  return new Elysia({ prefix: '/v1/sessions', detail: { security: auth.apiKey } })
     .use(apiKeyGuard(deps.apiKeys))
     .post(
       '',
@@ -60,9 +101,10 @@ export const sessionsRoutes = (deps: { sessions: SessionService; apiKeys: readon
           externalId: body.external_id,
           source: body.source,
           tags: body.tags,
+          budgetUsd: body.budget_usd,
         })
         set.status = created ? 201 : 200
-        return { session: sessionJson(session) }
+        return one(session)
       },
       {
         body: CreateSession,
@@ -86,7 +128,7 @@ export const sessionsRoutes = (deps: { sessions: SessionService; apiKeys: readon
           cursor: query.cursor,
           limit: bounded('limit', query.limit, 1, 500, 50),
         })
-        return { data: page.data.map(sessionJson), next_cursor: page.nextCursor }
+        return { data: await withUsage(page.data), next_cursor: page.nextCursor }
       },
       {
         query: t.Object(
@@ -104,12 +146,45 @@ export const sessionsRoutes = (deps: { sessions: SessionService; apiKeys: readon
         detail: { summary: 'List sessions, newest first', tags: ['sessions'] },
       },
     )
-    .get(
+    .get('/:id', async ({ params }) => one(await deps.sessions.get(params.id)), {
+      response: { 200: t.Object({ session: Session }), ...errors(401, 404) },
+      detail: { summary: 'Get a session, with its usage and budget', tags: ['sessions'] },
+    })
+    .patch(
       '/:id',
-      async ({ params }) => ({ session: sessionJson(await deps.sessions.get(params.id)) }),
+      async ({ params, body }) => {
+        if (body.budget_usd !== undefined)
+          await deps.budgets.setSessionBudget(params.id, body.budget_usd)
+        return one(await deps.sessions.get(params.id))
+      },
       {
-        response: { 200: t.Object({ session: Session }), ...errors(401, 404) },
-        detail: { summary: 'Get a session', tags: ['sessions'] },
+        body: UpdateSession,
+        response: { 200: t.Object({ session: Session }), ...errors(400, 401, 404) },
+        detail: { summary: 'Change a session’s budget', tags: ['sessions'] },
+      },
+    )
+    .post(
+      '/:id/fork',
+      async ({ params, body, set }) => {
+        const session = await deps.sessions.fork(params.id, {
+          sessionId: body.session_id,
+          title: body.title,
+        })
+        set.status = 201
+        return one(session)
+      },
+      {
+        body: ForkSession,
+        response: { 201: t.Object({ session: Session }), ...errors(400, 401, 404, 409) },
+        detail: {
+          summary: 'Fork a session: a new one whose conversation starts as a copy of this one’s',
+          description:
+            'The new session is in the same workspace and records forked_from. Its first turn ' +
+            'resumes the source’s Claude Code conversation with --fork-session (as the source ' +
+            'stood after its last finished turn); from then on the two go their own ways. The ' +
+            'source’s events are not copied. Needs the stdio transport (409 under ccr).',
+          tags: ['sessions'],
+        },
       },
     )
     .post(
@@ -139,3 +214,4 @@ export const sessionsRoutes = (deps: { sessions: SessionService; apiKeys: readon
         },
       },
     )
+}

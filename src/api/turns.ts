@@ -40,6 +40,14 @@ const TurnBody = t.Object({
           ),
         ),
         max_duration_ms: Type.Optional(Int({ minimum: 1000, maximum: 7 * 86_400_000 })),
+        max_budget_usd: Type.Optional(
+          Type.Number({
+            exclusiveMinimum: 0,
+            maximum: 1_000_000,
+            description:
+              'The most this turn may spend in USD (--max-budget-usd); budgets left may lower it',
+          }),
+        ),
         partial_messages: Type.Optional(
           Type.Boolean({
             description:
@@ -79,7 +87,13 @@ export const turnJson = (r: TurnRow): typeof Turn.static => {
     state: r.state as typeof Turn.static.state,
     attempts: r.attempts,
     error: r.error,
-    cost_usd: typeof result?.total_cost_usd === 'number' ? result.total_cost_usd : null,
+    // The turn's own cost; older rows have only the CLI's total.
+    cost_usd:
+      typeof result?.cost_usd === 'number'
+        ? result.cost_usd
+        : typeof result?.total_cost_usd === 'number'
+          ? result.total_cost_usd
+          : null,
     usage: result?.usage ?? null,
     result,
     metadata: r.metadata,

@@ -55,7 +55,7 @@ export function summaryLine(done: Done, elapsedMs: number | null): string {
   const mark = done.state === 'done' ? '✓' : done.state === 'cancelled' ? '■' : '✗'
   const ms = elapsedMs ?? done.result?.duration_ms
   const parts = [`${mark} ${done.state}${ms == null ? '' : ` in ${seconds(ms)}`}`]
-  const cost = done.result?.total_cost_usd
+  const cost = done.result?.cost_usd ?? done.result?.total_cost_usd
   if (typeof cost === 'number') parts.push(`$${cost.toFixed(4)}`)
   const usage = done.result?.usage
   if (usage) parts.push(`${usage.input_tokens ?? 0} in / ${usage.output_tokens ?? 0} out tokens`)

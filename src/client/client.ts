@@ -219,7 +219,7 @@ export function createClient(opts: ClientOptions) {
         text: d.result?.result ?? lastText ?? '',
         error: d.error,
         result: d.result,
-        costUsd: d.result?.total_cost_usd ?? null,
+        costUsd: d.result?.cost_usd ?? d.result?.total_cost_usd ?? null,
         usage: d.result?.usage ?? null,
         events,
       }

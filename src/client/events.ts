@@ -194,8 +194,13 @@ export interface ResultSummary {
   subtype: string | null
   is_error: boolean
   result: string | null
+  /** What Claude Code reported; 2.1.332 counts the whole conversation in it. */
   total_cost_usd: number | null
+  /** What this turn cost by itself. */
+  cost_usd?: number | null
   usage: Usage | null
+  /** This turn's usage per model. */
+  model_usage?: Record<string, Record<string, number>> | null
   num_turns: number | null
   duration_ms: number | null
 }

@@ -13,9 +13,35 @@ export interface Session {
   /** Claude Code's own session UUID (`--session-id`, `--resume`). */
   claude_session_id: string
   archived: boolean
+  /** The session's budget in USD, or null for none. */
+  budget_usd: number | null
+  /** The session it was forked from, or null. */
+  forked_from: string | null
+  /** What its turns have spent so far. */
+  usage: UsageTotals
   created_at: string
   updated_at: string
   [k: string]: unknown
+}
+
+/** Spend and tokens summed over worker results, in all and per model. */
+export interface UsageTotals {
+  cost_usd: number
+  input_tokens: number
+  output_tokens: number
+  cache_read_input_tokens: number
+  cache_creation_input_tokens: number
+  results: number
+  by_model: Record<
+    string,
+    {
+      cost_usd: number
+      input_tokens: number
+      output_tokens: number
+      cache_read_input_tokens: number
+      cache_creation_input_tokens: number
+    }
+  >
 }
 
 export type TurnState = 'queued' | 'running' | 'done' | 'failed' | 'cancelled'
@@ -50,7 +76,7 @@ export interface TurnInput {
   workspaceId: string
   /** Text, or content blocks as in the Messages API. */
   message: string | Record<string, unknown>[]
-  /** `model`, `permission_mode`, `max_duration_ms`, and anything the caller wants kept. */
+  /** `model`, `permission_mode`, `max_duration_ms`, `max_budget_usd`, and anything kept. */
   metadata?: Record<string, unknown>
   imChannelId?: string
   imUserId?: string

@@ -2,6 +2,7 @@ import {
   bigint,
   bigserial,
   boolean,
+  doublePrecision,
   index,
   integer,
   jsonb,
@@ -29,6 +30,12 @@ export const sessions = pgTable(
     // Claude Code's own session UUID: `--session-id` on the first turn, `--resume` after.
     claudeSessionId: uuid('claude_session_id').notNull().defaultRandom(),
     archived: boolean('archived').notNull().default(false),
+    /** Spend limit in USD across the session's turns; null: none. */
+    budgetUsd: doublePrecision('budget_usd'),
+    /** The session this one was forked from (its conversation was copied at the first turn). */
+    forkedFrom: text('forked_from'),
+    /** The source's Claude Code session the first turn resumes with `--fork-session`. */
+    forkSourceClaudeSessionId: uuid('fork_source_claude_session_id'),
     createdAt: createdAt(),
     updatedAt: timestamp('updated_at', { withTimezone: true }).notNull().defaultNow(),
   },
@@ -227,6 +234,83 @@ export const scheduleRuns = pgTable(
   ],
 )
 
+/** What one worker `result` cost: written as soon as the result is stored, once per event. */
+export const turnUsage = pgTable(
+  'turn_usage',
+  {
+    sessionId: text('session_id')
+      .notNull()
+      .references(() => sessions.id, { onDelete: 'cascade' }),
+    /** The worker `result` event's id. */
+    eventId: text('event_id').notNull(),
+    turnId: text('turn_id').notNull(),
+    workspaceId: text('workspace_id').notNull(),
+    costUsd: doublePrecision('cost_usd').notNull().default(0),
+    inputTokens: integer('input_tokens').notNull().default(0),
+    outputTokens: integer('output_tokens').notNull().default(0),
+    cacheReadInputTokens: integer('cache_read_input_tokens').notNull().default(0),
+    cacheCreationInputTokens: integer('cache_creation_input_tokens').notNull().default(0),
+    /** Per model: { input_tokens, output_tokens, cache_*_input_tokens, cost_usd }. */
+    modelUsage: jsonb('model_usage').$type<Record<string, ModelUsage>>().notNull().default({}),
+    createdAt: createdAt(),
+  },
+  (t) => [
+    primaryKey({ name: 'turn_usage_pkey', columns: [t.sessionId, t.eventId] }),
+    index('turn_usage_workspace_id_created_at_idx').on(t.workspaceId, t.createdAt),
+  ],
+)
+
+export interface ModelUsage {
+  input_tokens: number
+  output_tokens: number
+  cache_read_input_tokens: number
+  cache_creation_input_tokens: number
+  cost_usd: number
+}
+
+export const workspaceBudgets = pgTable('workspace_budgets', {
+  workspaceId: text('workspace_id').primaryKey(),
+  budgetUsd: doublePrecision('budget_usd').notNull(),
+  updatedAt: timestamp('updated_at', { withTimezone: true }).notNull().defaultNow(),
+})
+
+export const webhooks = pgTable('webhooks', {
+  id: text('id').primaryKey(),
+  url: text('url').notNull(),
+  eventTypes: jsonb('event_types').$type<string[]>().notNull(),
+  /** Only events of this workspace; null: every workspace. */
+  workspaceId: text('workspace_id'),
+  /** `whsec_<base64>` (Standard Webhooks); shown once, kept to sign. */
+  secret: text('secret').notNull(),
+  createdAt: createdAt(),
+})
+
+/** The outbox: one row per event and subscription, claimed with SKIP LOCKED. */
+export const webhookDeliveries = pgTable(
+  'webhook_deliveries',
+  {
+    /** The stable `webhook-id` of every attempt. */
+    id: text('id').primaryKey(),
+    webhookId: text('webhook_id')
+      .notNull()
+      .references(() => webhooks.id, { onDelete: 'cascade' }),
+    eventType: text('event_type').notNull(),
+    payload: jsonb('payload').$type<Record<string, unknown>>().notNull(),
+    /** pending | delivered | failed */
+    status: text('status').notNull().default('pending'),
+    attempts: integer('attempts').notNull().default(0),
+    nextAttemptAt: timestamp('next_attempt_at', { withTimezone: true }).notNull().defaultNow(),
+    lastStatus: integer('last_status'),
+    lastError: text('last_error'),
+    createdAt: createdAt(),
+    deliveredAt: timestamp('delivered_at', { withTimezone: true }),
+  },
+  (t) => [
+    index('webhook_deliveries_status_next_attempt_at_idx').on(t.status, t.nextAttemptAt),
+    index('webhook_deliveries_webhook_id_created_at_idx').on(t.webhookId, t.createdAt),
+  ],
+)
+
 export type SessionRow = typeof sessions.$inferSelect
 export type SessionEventRow = typeof sessionEvents.$inferSelect
 export type SessionWorkerRow = typeof sessionWorkers.$inferSelect
@@ -234,6 +318,9 @@ export type InternalEventRow = typeof internalEvents.$inferSelect
 export type TurnRow = typeof turns.$inferSelect
 export type PermissionRow = typeof permissions.$inferSelect
 export type ScheduledTaskRow = typeof scheduledTasks.$inferSelect
+export type TurnUsageRow = typeof turnUsage.$inferSelect
+export type WebhookRow = typeof webhooks.$inferSelect
+export type WebhookDeliveryRow = typeof webhookDeliveries.$inferSelect
 
 /**
  * A counter per workspace, raised by every push that changed its store: a warm worker whose

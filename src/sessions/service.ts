@@ -20,6 +20,7 @@ export interface CreateSessionInput {
   externalId?: string | null
   source?: string
   tags?: string[]
+  budgetUsd?: number | null
 }
 
 export interface BridgeResult {
@@ -37,6 +38,8 @@ export function createSessionService(deps: {
   tokenTtlSeconds: number
   publicUrl: () => string
   generations: Generations
+  /** Why sessions cannot be forked here (the ccr transport), or null. */
+  forkRefusal?: string | null
 }) {
   const { db } = deps
 
@@ -66,6 +69,7 @@ export function createSessionService(deps: {
         externalId: input.externalId ?? null,
         source: input.source ?? 'api',
         tags: input.tags ?? [],
+        budgetUsd: input.budgetUsd ?? null,
       })
       if (row) return { session: row, created: true }
       // Lost a race: the id or the external id was taken in between.
@@ -78,6 +82,27 @@ export function createSessionService(deps: {
         throw new ConflictError(`session ${input.id} exists in another workspace`)
       if (other) return { session: other, created: false }
       throw new ConflictError('session could not be created; retry')
+    },
+
+    /**
+     * A new session in the source's workspace whose first turn resumes the source's Claude
+     * Code conversation with `--fork-session`; from then on the two go their own ways. The
+     * source's events are not copied.
+     */
+    async fork(id: string, input: { sessionId?: string; title?: string }): Promise<SessionRow> {
+      if (deps.forkRefusal) throw new ConflictError(deps.forkRefusal)
+      const source = await require(id)
+      const row = await insertSession(db, {
+        id: input.sessionId ?? newSessionId(),
+        workspaceId: source.workspaceId,
+        title: input.title ?? source.title,
+        source: 'fork',
+        tags: source.tags,
+        forkedFrom: source.id,
+        forkSourceClaudeSessionId: source.claudeSessionId,
+      })
+      if (!row) throw new ConflictError(`session ${input.sessionId} already exists`)
+      return row
     },
 
     async list(opts: { workspaceId?: string; cursor?: string; limit: number }) {

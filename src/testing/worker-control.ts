@@ -41,6 +41,8 @@ export interface ControlAnswer {
   exit?: number
   /** Before the reply, this many assistant events in one batch (one write of many events). */
   burst?: number
+  /** What the turn costs in USD (its result's cost and modelUsage); default 0.0123. */
+  cost_usd?: number
 }
 
 /** A turn held at its start: `arrived` once its worker asks, then waiting for `release`. */

@@ -21,6 +21,8 @@ import {
 import { whileUnavailable } from '../db/unavailable.ts'
 import type { IdleWorker, WarmPool } from './warm-pool.ts'
 import { prepareWorkdirs } from './workdirs.ts'
+import { BudgetExhaustedError } from '../errors.ts'
+import type { Budgets } from '../usage/budgets.ts'
 
 /** A worker token outlives its turn's maximum duration by this much (stop, push, result). */
 const TOKEN_MARGIN_SECONDS = 300
@@ -78,6 +80,8 @@ export interface WarmWorker extends IdleWorker {
   model: string | null
   permissionMode: string | null
   readonly partial: boolean
+  /** Started with --max-budget-usd: a process-wide limit, fixed when it started. */
+  readonly budgeted: boolean
   readonly tokenExpiresAt: number
   gone: boolean
   /** A turn's push ran while the process was alive: what it wrote later is pushed at its end. */
@@ -110,6 +114,8 @@ export function createTurnExecutor(deps: {
   hooks?: TurnHooks
   /** Where workers wait for their session's next turn; without one a process serves one turn. */
   pool?: WarmPool<WarmWorker>
+  /** Spend limits: checked before a worker starts, and every result counted. */
+  budgets?: Budgets
 }) {
   const { db } = deps
   const pool = deps.pool?.enabled ? deps.pool : undefined
@@ -138,13 +144,17 @@ export function createTurnExecutor(deps: {
     await exitWithin(run, grace)
   }
 
+  /** The turn's last stored result, counted (once) if it was not yet. */
   async function storedResult(turn: TurnRow): Promise<Record<string, unknown> | null> {
     let after = 0
-    let found: Record<string, unknown> | null = null
+    let found: EventRow | null = null
     for (;;) {
       const rows = await listEventsSince(db, turn.sessionId, after, 1000, { turnId: turn.id })
-      for (const r of rows) if (r.source === 'worker' && r.eventType === 'result') found = r.payload
-      if (rows.length < 1000) return found
+      for (const r of rows) if (r.source === 'worker' && r.eventType === 'result') found = r
+      if (rows.length < 1000) {
+        if (found) await deps.budgets?.record(turn, found)
+        return found?.payload ?? null
+      }
       after = rows.at(-1)!.seq
     }
   }
@@ -155,6 +165,7 @@ export function createTurnExecutor(deps: {
     session: SessionRow,
     userPayload: Record<string, unknown>,
     maxMs: number,
+    maxBudgetUsd: number | null,
     log: Logger,
   ): Promise<WarmWorker | Outcome> {
     const transport = deps.transport!
@@ -174,7 +185,10 @@ export function createTurnExecutor(deps: {
       session,
       userPayload,
       dirs: work.dirs,
-      extraArgs: setup.extraArgs ?? [],
+      extraArgs: [
+        ...(setup.extraArgs ?? []),
+        ...(maxBudgetUsd !== null ? ['--max-budget-usd', String(maxBudgetUsd)] : []),
+      ],
       mcpServers: setup.mcpServers ?? {},
       extraEnv: setup.extraEnv ?? {},
       tokenTtlSeconds: ttl,
@@ -213,6 +227,7 @@ export function createTurnExecutor(deps: {
       model: typeof meta.model === 'string' ? meta.model : null,
       permissionMode: typeof meta.permission_mode === 'string' ? meta.permission_mode : null,
       partial: meta.partial_messages !== false,
+      budgeted: maxBudgetUsd !== null,
       tokenExpiresAt: Date.now() + ttl * 1000,
       gone: false,
       kept: false,
@@ -286,6 +301,18 @@ export function createTurnExecutor(deps: {
   ): Promise<Outcome | null> {
     if (!deps.transport) return failed(deps.unavailable ?? 'no worker transport')
     const maxMs = Number(turn.metadata.max_duration_ms ?? deps.turnMaxMs)
+    // What is left of the session's and workspace's budgets (and the turn's own cap) is the
+    // most Claude Code may spend; nothing left and the turn does not start.
+    let maxBudgetUsd: number | null
+    try {
+      const cap = turn.metadata.max_budget_usd
+      maxBudgetUsd =
+        (await deps.budgets?.admit(session, turn.id, typeof cap === 'number' ? cap : undefined)) ??
+        null
+    } catch (err) {
+      if (err instanceof BudgetExhaustedError) return failed(err.message)
+      throw err
+    }
     // Lossless: a worker may post more at once than a listener may lag behind; the executor
     // reads what its queue cannot hold from the log instead of being cut off.
     const watch = deps.bus.subscribe(
@@ -304,17 +331,22 @@ export function createTurnExecutor(deps: {
       const warm = pool?.take(session.id) ?? null
       let reused = false
       if (warm) {
-        reused = await reuse(warm, turn, session, userPayload, maxMs, log).catch((err) => {
-          log.warn('could not hand the turn to the warm worker', { err })
-          return false
-        })
+        // --max-budget-usd is fixed when a process starts: a turn under a budget gets a new one
+        // with what is left now.
+        reused =
+          maxBudgetUsd === null &&
+          !warm.budgeted &&
+          (await reuse(warm, turn, session, userPayload, maxMs, log).catch((err) => {
+            log.warn('could not hand the turn to the warm worker', { err })
+            return false
+          }))
         if (reused) worker = warm
         else await warm.retire('not reusable for this turn')
       }
       // A warm worker that dies before it took up the turn is replaced, once.
       attempts: for (;;) {
         if (!worker) {
-          const started = await startWorker(turn, session, userPayload, maxMs, log)
+          const started = await startWorker(turn, session, userPayload, maxMs, maxBudgetUsd, log)
           if (!('run' in started)) return started
           worker = started
         }
@@ -375,6 +407,8 @@ export function createTurnExecutor(deps: {
                 return end.why === 'timeout' ? timedOut() : cancelled('cancelled', null)
               }
               if (e.eventType === 'result') {
+                // Spent as soon as it is stored: the next turn's budget check sees it.
+                await deps.budgets?.record(turn, e)
                 survived = true
                 if (end.why === 'timeout') return timedOut()
                 return outcomeOfResult(e.payload, end.why === 'cancel')

@@ -1,7 +1,10 @@
 import { deleteEphemeralEvents } from '../db/repos/events.ts'
 import { updateTurn } from '../db/repos/turns.ts'
-import type { TurnRow } from '../db/schema.ts'
+import type { ModelUsage, TurnRow } from '../db/schema.ts'
+import { resultUsage } from '../usage/result-usage.ts'
 import type { AppendItem, EventLog } from '../events/log.ts'
+import type { Db } from '../db/handle.ts'
+import { queueWebhookEvent } from '../webhooks/outbox.ts'
 
 export const TERMINAL = ['done', 'failed', 'cancelled'] as const
 export type TerminalState = (typeof TERMINAL)[number]
@@ -13,7 +16,11 @@ export interface ResultSummary {
   is_error: boolean
   result: string | null
   total_cost_usd: number | null
+  /** What this turn's result cost by itself (total_cost_usd may count the whole conversation). */
+  cost_usd: number | null
   usage: unknown
+  /** This result's usage per model (from Claude Code's modelUsage). */
+  model_usage: Record<string, ModelUsage> | null
   num_turns: number | null
   duration_ms: number | null
 }
@@ -25,12 +32,17 @@ export interface Outcome {
   result: ResultSummary | null
 }
 
+const hasCost = (p: Record<string, unknown>) =>
+  typeof p.total_cost_usd === 'number' || typeof p.modelUsage === 'object'
+
 export const resultSummary = (p: Record<string, unknown>): ResultSummary => ({
   subtype: p.subtype ?? null,
   is_error: p.is_error === true,
   result: typeof p.result === 'string' ? p.result : null,
   total_cost_usd: typeof p.total_cost_usd === 'number' ? p.total_cost_usd : null,
+  cost_usd: hasCost(p) ? resultUsage(p).costUsd : null,
   usage: p.usage ?? null,
+  model_usage: hasCost(p) ? resultUsage(p).byModel : null,
   num_turns: typeof p.num_turns === 'number' ? p.num_turns : null,
   duration_ms: typeof p.duration_ms === 'number' ? p.duration_ms : null,
 })
@@ -70,6 +82,21 @@ export function endEvents(turnId: string, o: Outcome): AppendItem[] {
   return (o.state === 'failed' && o.error ? [error, done] : [done]).map((payload) => ({ payload }))
 }
 
+/** `turn.done|failed|cancelled` for webhooks, in the transaction that ends the turn. */
+export function queueTurnWebhook(tx: Db, turn: TurnRow, o: Outcome) {
+  return queueWebhookEvent(tx, `turn.${o.state}`, turn.workspaceId, {
+    session_id: turn.sessionId,
+    turn_id: turn.id,
+    state: o.state,
+    error: o.error,
+    cost_usd: o.result?.cost_usd ?? null,
+    num_turns: o.result?.num_turns ?? null,
+    duration_ms: o.result?.duration_ms ?? null,
+    // A glimpse, not the transcript: the receiver reads the rest through the API.
+    result_preview: o.result?.result ? o.result.result.slice(0, 500) : null,
+  })
+}
+
 /** Which turn may be ended: it must still be in `state` (and held by `owner`, when given). */
 export interface FinishGuard {
   state: 'queued' | 'running'
@@ -104,6 +131,7 @@ export async function finishTurn(
         guard,
       )
       if (!row) return []
+      await queueTurnWebhook(tx, row, outcome)
       // The fragments have served their live listeners; replays show whole messages.
       await deleteEphemeralEvents(tx, turn.sessionId, turn.id)
       return endEvents(turn.id, outcome)

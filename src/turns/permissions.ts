@@ -6,6 +6,7 @@ import {
   resolvePermission,
 } from '../db/repos/permissions.ts'
 import { getTurn } from '../db/repos/turns.ts'
+import { queueWebhookEvent } from '../webhooks/outbox.ts'
 import type { TurnRow } from '../db/schema.ts'
 import { ConflictError, NotFoundError } from '../errors.ts'
 import type { EventRow } from '../events/bus.ts'
@@ -130,23 +131,33 @@ export function createPermissions(deps: {
         toolUseId: typeof request.tool_use_id === 'string' ? request.tool_use_id : null,
       })
       if (!inserted) return
-      await deps.events.append(
-        turn.sessionId,
-        [
-          {
-            payload: {
-              type: 'permission_request',
-              turn_id: turn.id,
-              request_id: requestId,
-              tool_name: toolName,
-              input,
-              tool_use_id: request.tool_use_id ?? null,
-              answer_url: `/v1/sessions/${turn.sessionId}/permissions/${encodeURIComponent(requestId)}`,
+      const answerUrl = `/v1/sessions/${turn.sessionId}/permissions/${encodeURIComponent(requestId)}`
+      await deps.events.append(turn.sessionId, [], {
+        source: 'broker',
+        turnId: turn.id,
+        within: async (tx) => {
+          await queueWebhookEvent(tx, 'permission.requested', turn.workspaceId, {
+            session_id: turn.sessionId,
+            turn_id: turn.id,
+            request_id: requestId,
+            tool_name: toolName,
+            answer_url: answerUrl,
+          })
+          return [
+            {
+              payload: {
+                type: 'permission_request',
+                turn_id: turn.id,
+                request_id: requestId,
+                tool_name: toolName,
+                input,
+                tool_use_id: request.tool_use_id ?? null,
+                answer_url: answerUrl,
+              },
             },
-          },
-        ],
-        { source: 'broker', turnId: turn.id },
-      )
+          ]
+        },
+      })
       if (deps.policy === 'bypass')
         await resolve(turn.sessionId, requestId, { behavior: 'allow' }, 'policy')
     },

@@ -11,6 +11,7 @@ import type { TurnRow } from '../db/schema.ts'
 import { ConflictError, NotFoundError, QueueFullError, UnavailableError } from '../errors.ts'
 import type { EventLog } from '../events/log.ts'
 import { newTurnId } from '../ids.ts'
+import type { Budgets } from '../usage/budgets.ts'
 import { cancelled, finishTurn, isTerminal } from './outcome.ts'
 
 export interface EnqueueInput {
@@ -37,6 +38,8 @@ export function createTurnQueue(deps: {
   wake: () => void
   /** Tells the runner to stop a turn it runs (this process); false when it runs elsewhere. */
   cancelRunning: (turnId: string) => boolean
+  /** Refuses a turn whose session's or workspace's budget is spent (409). */
+  budgets?: Budgets
 }) {
   const { db } = deps
 
@@ -47,6 +50,13 @@ export function createTurnQueue(deps: {
   ): Promise<TurnRow> {
     if (deps.unavailable) throw new UnavailableError(deps.unavailable)
     const sessionId = input.sessionId
+    if (deps.budgets) {
+      const existing = await getSession(db, sessionId)
+      await deps.budgets.admit(
+        existing ?? { id: sessionId, workspaceId: input.workspaceId, budgetUsd: null },
+        null,
+      )
+    }
     const id = newTurnId()
     const uuid = crypto.randomUUID()
     const payload: Record<string, unknown> = {

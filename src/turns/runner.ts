@@ -13,7 +13,7 @@ import type { Logger } from '../log.ts'
 import { killLeftoverWorker } from '../worker/leftovers.ts'
 import type { StopReason, TurnControl, TurnExecutor } from './executor.ts'
 import { whileUnavailable } from '../db/unavailable.ts'
-import { cancelled, endEvents, failed, type Outcome } from './outcome.ts'
+import { cancelled, endEvents, failed, queueTurnWebhook, type Outcome } from './outcome.ts'
 import type { OwnerLiveness } from './owner.ts'
 import type { WarmPool } from './warm-pool.ts'
 
@@ -94,6 +94,7 @@ export function createTurnRunner(deps: {
             finishedAt: new Date(),
             error: outcome.error,
           })
+          await queueTurnWebhook(tx, turn, outcome)
           return endEvents(turn.id, outcome)
         }
         log.warn('turn re-queued after a broker stopped', { turnId, attempts: turn.attempts })

@@ -8,6 +8,7 @@ import {
 } from '../db/repos/schedules.ts'
 import type { ScheduledTaskRow } from '../db/schema.ts'
 import type { Logger } from '../log.ts'
+import { queueWebhookEvent } from '../webhooks/outbox.ts'
 import type { TurnQueue } from './queue.ts'
 import { nextCronRun } from './schedule-tasks.ts'
 
@@ -52,6 +53,12 @@ export function createScheduler(deps: { db: Db; queue: TurnQueue; log: Logger; p
             if (!(await insertScheduleRun(tx, { taskId: id, scheduledFor, turnId })))
               throw new AlreadyFired()
             await advanceScheduledTask(tx, id, nextAfter(locked, scheduledFor))
+            await queueWebhookEvent(tx, 'schedule.fired', task.workspaceId, {
+              session_id: task.sessionId,
+              turn_id: turnId,
+              task_id: id,
+              scheduled_for: scheduledFor.toISOString(),
+            })
           },
         },
       )

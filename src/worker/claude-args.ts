@@ -9,10 +9,16 @@ export const projectKey = (cwd: string) => cwd.replace(/[^A-Za-z0-9]/g, '-')
 export const transcriptPath = (configDir: string, cwd: string, claudeSessionId: string) =>
   join(configDir, 'projects', projectKey(cwd), `${claudeSessionId}.jsonl`)
 
-/** Arguments shared by both transports: stream-json I/O and the session's stable UUID. */
-export function baseArgs(spec: TurnSpec, resume: boolean): string[] {
+/**
+ * Arguments shared by both transports: stream-json I/O and the session's stable UUID. A fork's
+ * first turn (`forkOf`: the source's Claude Code session) resumes the source's conversation
+ * into a new one under this session's UUID, as `--fork-session` with `--session-id` does.
+ */
+export function baseArgs(spec: TurnSpec, resume: boolean, forkOf?: string): string[] {
   const args = ['--input-format', 'stream-json', '--output-format', 'stream-json', '--verbose']
-  args.push(resume ? '--resume' : '--session-id', spec.session.claudeSessionId)
+  if (!resume && forkOf)
+    args.push('--resume', forkOf, '--fork-session', '--session-id', spec.session.claudeSessionId)
+  else args.push(resume ? '--resume' : '--session-id', spec.session.claudeSessionId)
   const meta = spec.turn.metadata
   if (typeof meta.model === 'string') args.push('--model', meta.model)
   if (typeof meta.permission_mode === 'string') args.push('--permission-mode', meta.permission_mode)

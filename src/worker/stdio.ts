@@ -43,13 +43,21 @@ export function createStdioTransport(deps: {
         spec.dirs.cwd,
         spec.session.claudeSessionId,
       )
-      const resume = await access(transcript).then(
-        () => true,
-        () => false,
-      )
+      const exists = (path: string) =>
+        access(path).then(
+          () => true,
+          () => false,
+        )
+      const resume = await exists(transcript)
+      // A fork's first turn: the source's transcript was put beside where this one's will be.
+      const forkOf = spec.session.forkSourceClaudeSessionId
+      const fork =
+        !resume &&
+        forkOf !== null &&
+        (await exists(transcriptPath(spec.dirs.configDir, spec.dirs.cwd, forkOf)))
       const args = [
         '-p',
-        ...baseArgs(spec, resume),
+        ...baseArgs(spec, resume, fork ? forkOf : undefined),
         ...(await mcpConfigArgs(spec, bridge.workerJwt)),
       ]
       const env = {

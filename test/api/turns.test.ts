@@ -21,6 +21,16 @@ const resultOf = (text: string) => ({
   is_error: false,
   result: text,
   total_cost_usd: 0.0123,
+  cost_usd: 0.0123,
+  model_usage: {
+    'fake-model': {
+      input_tokens: 10,
+      output_tokens: 5,
+      cache_read_input_tokens: 0,
+      cache_creation_input_tokens: 0,
+      cost_usd: 0.0123,
+    },
+  },
   usage: USAGE,
   num_turns: 1,
   duration_ms: expect.any(Number),

@@ -88,6 +88,8 @@ export async function startTurnBroker(opts: {
   /** More environment for the fake workers (CCBROKER_WORKER_ENV), besides the record dir. */
   workerEnv?: Record<string, string>
   log?: Logger
+  /** Another test broker's Postgres database, to run as a second replica of it. */
+  databaseUrl?: string
 }): Promise<TurnBroker> {
   const dir = await tempDir('ccb-fake-')
   const recordDir = join(dir.path, 'records')
@@ -109,6 +111,7 @@ export async function startTurnBroker(opts: {
         ...opts.env,
       },
       log: opts.log,
+      databaseUrl: opts.databaseUrl,
     })
   } catch (err) {
     await control.stop()

@@ -22,6 +22,17 @@ const interruptedResult = {
   is_error: true,
   result: null,
   total_cost_usd: 0.0123,
+  cost_usd: 0.0123,
+  // The fake's model is the one the turn named (fake:<scenario> picks the scenario).
+  model_usage: {
+    'fake:hang': {
+      input_tokens: 10,
+      output_tokens: 5,
+      cache_read_input_tokens: 0,
+      cache_creation_input_tokens: 0,
+      cost_usd: 0.0123,
+    },
+  },
   usage: { input_tokens: 10, output_tokens: 5 },
   num_turns: 1,
   duration_ms: expect.any(Number),

@@ -24,13 +24,28 @@ export function createEngine(o: Options, mcp: () => Promise<McpLink>) {
       Array.isArray(e.message?.content) &&
       e.message.content.some((b: Json) => b?.type === 'tool_result')
     )
+  // Spend: this process's, and (FAKE_CLAUDE_COST_STATE=cumulative, as 2.1.332 does) what the
+  // conversation cost before it, restored from the transcript's last `cost-state` entry.
+  const cumulative = o.env.FAKE_CLAUDE_COST_STATE === 'cumulative'
+  let priorCost: { totalCostUSD: number; modelUsage: Json } = { totalCostUSD: 0, modelUsage: {} }
+  let processCost = 0
+  let processModels: Json = {}
   const learn = (entry: Json) => {
+    if (entry.type === 'cost-state' && cumulative) {
+      priorCost = {
+        totalCostUSD: Number(entry.totalCostUSD ?? 0),
+        modelUsage: entry.modelUsage ?? {},
+      }
+      return
+    }
     if (typeof entry.uuid === 'string') knownUuids.add(entry.uuid)
     if (isPrompt(entry)) history++
     lastUuid = entry.uuid ?? lastUuid
   }
 
   let current: AbortController | null = null
+  /** A turn stopped at --max-budget-usd: the CLI then exits 1 once its input ends. */
+  let budgetExhausted = false
   let queued = 0
   let turnChain: Promise<void> = Promise.resolve()
   const pendingAnswers = new Map<string, (response: Json) => void>()
@@ -107,14 +122,82 @@ export function createEngine(o: Options, mcp: () => Promise<McpLink>) {
       forgetAnswer: (requestId) => void pendingAnswers.delete(requestId),
     }
     const usage = { input_tokens: 10, output_tokens: 5 }
+    // What this turn costs: the control answer's `cost_usd`, FAKE_CLAUDE_COST_USD, or 0.0123.
+    let turnCost = Number(o.env.FAKE_CLAUDE_COST_USD ?? 0.0123)
+    ctx.setCost = (usd) => void (turnCost = usd)
+    const modelEntry = (u: { inputTokens: number; outputTokens: number; costUSD: number }) => ({
+      ...u,
+      cacheReadInputTokens: 0,
+      cacheCreationInputTokens: 0,
+      webSearchRequests: 0,
+      contextWindow: 200000,
+      maxOutputTokens: 32000,
+    })
+    const add = (into: Json, u: { inputTokens: number; outputTokens: number; costUSD: number }) => {
+      const was = into[o.model] ?? { inputTokens: 0, outputTokens: 0, costUSD: 0 }
+      return {
+        ...into,
+        [o.model]: modelEntry({
+          inputTokens: was.inputTokens + u.inputTokens,
+          outputTokens: was.outputTokens + u.outputTokens,
+          costUSD: was.costUSD + u.costUSD,
+        }),
+      }
+    }
+    let counted = false
+    // Claude Code's totals: modelUsage per model; with cumulative cost state, the conversation's
+    // so far plus `model_usage_since_last_result` for this result alone.
+    const spend = () => {
+      if (!counted) {
+        counted = true
+        const u = {
+          inputTokens: usage.input_tokens,
+          outputTokens: usage.output_tokens,
+          costUSD: turnCost,
+        }
+        processCost += turnCost
+        processModels = add(processModels, u)
+      }
+      const thisTurn = add(
+        {},
+        {
+          inputTokens: usage.input_tokens,
+          outputTokens: usage.output_tokens,
+          costUSD: turnCost,
+        },
+      )
+      if (!cumulative) return { total_cost_usd: processCost, modelUsage: processModels }
+      let models: Json = priorCost.modelUsage
+      for (const m of Object.values(processModels) as Json[])
+        models = add(models, {
+          inputTokens: m.inputTokens,
+          outputTokens: m.outputTokens,
+          costUSD: m.costUSD,
+        })
+      return {
+        total_cost_usd: priorCost.totalCostUSD + processCost,
+        modelUsage: models,
+        model_usage_since_last_result: thisTurn,
+      }
+    }
     const common = () => ({
       num_turns: ctx.numTurns,
       duration_ms: Date.now() - started,
       duration_api_ms: 1,
-      total_cost_usd: 0.0123,
+      ...spend(),
       usage,
       permission_denials: [],
     })
+    const saveCost = async () => {
+      if (!cumulative) return
+      const c = spend()
+      await io.transcript({
+        type: 'cost-state',
+        sessionId: o.sessionId,
+        totalCostUSD: c.total_cost_usd,
+        modelUsage: c.modelUsage,
+      })
+    }
     try {
       const reply = await replyOf(o.scenario, ctx)
       const message = assistant(o.model, [{ type: 'text', text: reply }])
@@ -138,6 +221,26 @@ export function createEngine(o: Options, mcp: () => Promise<McpLink>) {
       learn(entry)
       await io.transcript(entry)
       await io.delivery(promptUuid, 'processed')
+      spend()
+      await saveCost()
+      // As Claude Code checks --max-budget-usd: after the model call, against this process's spend.
+      if (o.maxBudgetUsd !== undefined && processCost >= o.maxBudgetUsd) {
+        budgetExhausted = true
+        await io.emit(
+          stamp({
+            type: 'result',
+            subtype: 'error_max_budget_usd',
+            is_error: true,
+            ...common(),
+            stop_reason: 'end_turn',
+            terminal_reason: 'budget_exhausted',
+            errors: [`Reached maximum budget ($${o.maxBudgetUsd})`],
+          }),
+        )
+        current = null
+        if (queued === 0) await io.state({ worker_status: 'idle', requires_action_details: null })
+        return
+      }
       await io.emit(
         stamp({
           type: 'result',
@@ -301,6 +404,7 @@ export function createEngine(o: Options, mcp: () => Promise<McpLink>) {
       }
     },
     enqueueTurn,
+    budgetExhausted: () => budgetExhausted,
     /** Resolves once every turn queued so far (and any they queued) has run. */
     async idle() {
       for (let seen: Promise<void> | null = null; seen !== turnChain;) {

@@ -94,6 +94,10 @@ export interface Options {
   resumed: boolean
   /** Given with --session-id (a new conversation under a chosen id). */
   explicitId: string | undefined
+  /** With --resume and --fork-session: the conversation copied into this new one. */
+  forkOf: string | undefined
+  /** --max-budget-usd: what this process may spend before it stops the turn. */
+  maxBudgetUsd: number | undefined
   model: string
   permissionMode: string
   tools: string[]
@@ -173,9 +177,16 @@ export function readOptions(argv: string[], env: NodeJS.ProcessEnv): Options {
     transport,
     sdkUrl,
     scenario,
-    sessionId: resumeId ?? explicitId ?? uuid(),
+    // --fork-session: the resumed conversation continues under a new id (--session-id's).
+    sessionId:
+      resumeId !== undefined && has('--fork-session')
+        ? (explicitId ?? uuid())
+        : (resumeId ?? explicitId ?? uuid()),
     resumed: resumeId !== undefined,
     explicitId,
+    forkOf: resumeId !== undefined && has('--fork-session') ? resumeId : undefined,
+    maxBudgetUsd:
+      flag('--max-budget-usd') === undefined ? undefined : Number(flag('--max-budget-usd')),
     model: flag('--model') ?? env.ANTHROPIC_MODEL ?? 'fake-model',
     permissionMode: flag('--permission-mode') ?? 'default',
     tools:
@@ -200,6 +211,9 @@ export function checkScenario(o: Options): void {
 
 /** The session checks Claude Code makes before it starts; a failure exits as it does. */
 export function checkSession(o: Options): void {
+  const budget = o.flag('--max-budget-usd')
+  if (budget !== undefined && !(Number(budget) > 0))
+    die(1, `Error: --max-budget-usd must be a positive number, got ${budget}`)
   if (o.explicitId !== undefined && !UUID_RE.test(o.explicitId))
     die(1, 'Error: Invalid session ID. Must be a valid UUID.')
   if (o.explicitId && o.resumed && !o.has('--fork-session'))

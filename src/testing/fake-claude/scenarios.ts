@@ -24,6 +24,8 @@ export interface TurnCtx {
   /** Waits for the control_response to one of this turn's can_use_tool requests. */
   askAnswer(requestId: string): Promise<Json>
   forgetAnswer(requestId: string): void
+  /** Sets what this turn costs (a control answer's `cost_usd`). */
+  setCost?(usd: number): void
 }
 
 const never = new Promise<never>(() => {})
@@ -101,6 +103,7 @@ async function askControl(ctx: TurnCtx): Promise<string> {
     )
   for (const step of Array.isArray(answer.steps) ? (answer.steps as Json[]) : [])
     await runStep(ctx, step)
+  if (typeof answer.cost_usd === 'number') ctx.setCost?.(answer.cost_usd)
   if (typeof answer.exit === 'number') die(answer.exit, `fake-claude: exits ${answer.exit} as told`)
   if (typeof answer.fail === 'string') throw new TurnFailure(answer.fail)
   return typeof answer.reply === 'string' ? answer.reply : ctx.echo

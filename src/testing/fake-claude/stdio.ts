@@ -22,7 +22,20 @@ export async function runStdio(o: Options, engine: Engine): Promise<void> {
     process.cwd().replace(/[^A-Za-z0-9]/g, '-'),
     `${o.sessionId}.jsonl`,
   )
-  if (o.resumed) {
+  if (o.forkOf) {
+    // --fork-session: the source's entries are copied under the new id; the source stays as is.
+    const source = join(dirname(file), `${o.forkOf}.jsonl`)
+    if (!existsSync(source)) die(1, `No conversation found with session ID: ${o.forkOf}`)
+    if (existsSync(file)) die(1, `Error: Session ID ${o.sessionId} is already in use.`)
+    mkdirSync(dirname(file), { recursive: true })
+    for (const line of readFileSync(source, 'utf8').split('\n')) {
+      if (!line.trim()) continue
+      const entry = { ...JSON.parse(line), sessionId: o.sessionId }
+      engine.learn(entry)
+      appendFileSync(file, `${JSON.stringify(entry)}\n`)
+    }
+    say(`fake-claude forked ${o.forkOf} into ${o.sessionId}: ${engine.history()} user messages`)
+  } else if (o.resumed) {
     if (!existsSync(file)) die(1, `No conversation found with session ID: ${o.sessionId}`)
     for (const line of readFileSync(file, 'utf8').split('\n'))
       if (line.trim()) engine.learn(JSON.parse(line))
@@ -87,5 +100,6 @@ export async function runStdio(o: Options, engine: Engine): Promise<void> {
   const result = final as Json | null
   if (outputFormat === 'json' && result) await Bun.write(Bun.stdout, `${JSON.stringify(result)}\n`)
   if (outputFormat === 'text' && result) await Bun.write(Bun.stdout, `${result.result ?? ''}\n`)
-  process.exit(0)
+  // Measured on 2.1.120 and 2.1.332: a turn stopped at --max-budget-usd makes the CLI exit 1.
+  process.exit(engine.budgetExhausted() ? 1 : 0)
 }
