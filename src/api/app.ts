@@ -3,6 +3,7 @@ import type { Logger } from '../log.ts'
 import type { Metrics } from '../metrics.ts'
 import type { WorkerMcp } from '../mcp/server.ts'
 import type { SessionEvents } from '../sessions/client-events.ts'
+import type { SessionOverview } from '../sessions/overview.ts'
 import type { SessionService } from '../sessions/service.ts'
 import type { WorkerIngress } from '../sessions/worker-ingress.ts'
 import type { TurnDirectory } from '../turns/directory.ts'
@@ -11,6 +12,7 @@ import type { TurnQueue } from '../turns/queue.ts'
 import type { ScheduleTasks } from '../turns/schedule-tasks.ts'
 import type { TurnStreams } from '../turns/stream.ts'
 import { bodyLimit } from './body-limit.ts'
+import { consoleRoutes } from './console.ts'
 import { docs } from './docs.ts'
 import { errorMapper } from './error-mapper.ts'
 import { healthRoutes } from './health.ts'
@@ -18,6 +20,7 @@ import { jsonBody } from './json-body.ts'
 import { mcpRoutes } from './mcp.ts'
 import { observeRequests } from './observe.ts'
 import { opsRoutes } from './ops.ts'
+import { overviewRoutes } from './overview.ts'
 import { permissionsRoutes } from './permissions.ts'
 import { requestGuard } from './request-guard.ts'
 import { schedulesRoutes } from './schedules.ts'
@@ -46,6 +49,7 @@ export interface AppDeps {
   /** Writes one access log line per request (at its level), or nothing. */
   access: (fields: Record<string, unknown>) => void
   sessions: SessionService
+  overview: SessionOverview
   sessionEvents: SessionEvents
   ingress: WorkerIngress
   permissions: Permissions
@@ -74,6 +78,7 @@ export function createApp(deps: AppDeps) {
     .use(bodyLimit(deps.maxBodyBytes))
     .use(jsonBody(deps.maxBodyBytes))
     .use(docs())
+    .use(consoleRoutes())
     .use(healthRoutes(deps.checkHealth))
     .use(
       opsRoutes({
@@ -84,6 +89,7 @@ export function createApp(deps: AppDeps) {
       }),
     )
     .use(sessionsRoutes({ sessions: deps.sessions, apiKeys }))
+    .use(overviewRoutes({ overview: deps.overview, apiKeys }))
     .use(sessionEventsRoutes({ sessionEvents: deps.sessionEvents, apiKeys }))
     .use(workerRoutes({ ingress: deps.ingress, tokenKey: deps.tokenKey }))
     .use(permissionsRoutes({ permissions: deps.permissions, apiKeys }))
