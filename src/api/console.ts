@@ -31,6 +31,9 @@ const file = (body: string | Blob, type: string) =>
       'cache-control': 'no-cache',
     },
   })
+// Served so a browser's icon request finds something here rather than a 404.
+const ICON =
+  '<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 16 16"><rect width="16" height="16" rx="3" fill="#0b57d0"/></svg>'
 const hide = { detail: { hide: true } }
 const page = () => file(CONSOLE_PAGE, 'text/html; charset=utf-8')
 
@@ -43,4 +46,5 @@ export const consoleRoutes = () =>
     .get('/console', page, hide)
     .get('/console/', page, hide)
     .get('/console/console.js', () => file(SCRIPT, 'text/javascript; charset=utf-8'), hide)
+    .get('/console/icon.svg', () => file(ICON, 'image/svg+xml'), hide)
     .get('/console/console.css', () => file(Bun.file(cssPath), 'text/css; charset=utf-8'), hide)

@@ -6,6 +6,7 @@ export const CONSOLE_PAGE = `<!doctype html>
     <meta name="viewport" content="width=device-width, initial-scale=1" />
     <meta name="referrer" content="no-referrer" />
     <title>cc-broker console</title>
+    <link rel="icon" href="/console/icon.svg" />
     <link rel="stylesheet" href="/console/console.css" />
     <script type="module" src="/console/console.js"></script>
   </head>

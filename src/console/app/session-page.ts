@@ -54,6 +54,7 @@ export function sessionPage(
   }
 
   async function loadSession() {
+    if (signal.aborted) return
     try {
       const { session: s } = await api.get<{ session: Session }>(`/v1/sessions/${sid}`)
       session = s
@@ -80,6 +81,8 @@ export function sessionPage(
         ),
       )
       if (!open.length) fill(queueList, h('li', { class: 'empty' }, 'Nothing queued'))
+      // The session's status changes with its turns: read it again with them.
+      void loadSession()
     } catch (err) {
       show(err)
     }

@@ -206,6 +206,8 @@ export function createTimeline(opts: {
   return {
     root,
     add(e: ConsoleEvent) {
+      // How far the page has read the log (what a test, or a person in devtools, can check).
+      root.dataset.cursor = String(e.sequence_num)
       const p = e.payload
       switch (e.event_type) {
         case 'user':
