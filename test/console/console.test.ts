@@ -2,6 +2,7 @@ import { afterAll, beforeAll, describe, expect, test } from 'bun:test'
 import type { Browser, Page } from 'playwright-core'
 import { startTestBroker, type TestBroker } from '../../src/testing/test-broker.ts'
 import { chromiumBin, launchBrowser, screenshot } from '../helpers/browser.ts'
+import { startTcpProxy } from '../helpers/tcp-proxy.ts'
 import { until } from '../helpers/until.ts'
 
 const KEY = 'console-test-key-0123456789'
@@ -34,6 +35,11 @@ describe.skipIf(!chromium)('the console in Chromium', () => {
             return {
               steps: [{ permission: 'Bash', input: { command: 'rm -rf build' } }],
               reply: 'Cleaned.',
+            }
+          if (message === 'drop me')
+            return {
+              steps: [{ text: 'Before the drop.' }, { hold: true }],
+              reply: 'After the drop.',
             }
           if (message === 'reload me')
             return {
@@ -90,8 +96,8 @@ describe.skipIf(!chromium)('the console in Chromium', () => {
   }
   const pageErrors = (page: Page) => errorsOf.get(page)
 
-  async function logIn(page: Page) {
-    await page.goto(`${b.url}/console`)
+  async function logIn(page: Page, url = b.url) {
+    await page.goto(`${url}/console`)
     await page.getByLabel('API key').fill(KEY)
     await page.getByRole('button', { name: 'Log in' }).click()
     await page.getByRole('heading', { name: 'Sessions' }).waitFor()
@@ -304,6 +310,54 @@ describe.skipIf(!chromium)('the console in Chromium', () => {
     expect(pageErrors(page)).toEqual([])
   })
 
+  test('a dropped connection resumes with Last-Event-ID: what happened meanwhile arrives, once', async () => {
+    const id = await newSession('ws-console', 'Dropped')
+    using proxy = startTcpProxy({ hostname: '127.0.0.1', port: Number(new URL(b.url).port) })
+    const page = await newPage()
+    const cursors: (string | null)[] = []
+    page.on('request', (r) => {
+      if (r.url().includes('/events/stream')) cursors.push(r.headers()['last-event-id'] ?? null)
+    })
+    await logIn(page, proxy.url)
+    await page.goto(`${proxy.url}/console#/sessions/${id}`)
+    await caughtUp(page, id)
+    const pause = b.worker!.pause(id)
+    await page.getByLabel('Message').fill('drop me')
+    await page.getByRole('button', { name: 'Send' }).click()
+    await pause.arrived
+    await page.getByText('Before the drop.').waitFor()
+    const before = await shownSeqs(page)
+    const cursor = await page.locator('.timeline').evaluate((el: any) => el.dataset.cursor)
+
+    proxy.cut()
+    // The turn goes on while the page is cut off.
+    pause.release()
+    await page.getByText('After the drop.').waitFor()
+    await page.locator('.turn-end').waitFor()
+    expect(cursors).toEqual([null, cursor])
+    const after = await shownSeqs(page)
+    expect(new Set(after).size).toBe(after.length)
+    expect(after).toEqual([...after].sort((x, y) => x - y))
+    expect(after.slice(0, before.length)).toEqual(before)
+    expect(await page.getByText('Before the drop.').count()).toBe(1)
+    expect(await page.getByText('After the drop.').count()).toBe(1)
+    // Everything stored after the cursor is on the page: no gap.
+    const { data } = await api('GET', `/v1/sessions/${id}/events?limit=1000`)
+    const shown = new Set(after)
+    const drawn = ['user', 'assistant', 'turn_started', 'done']
+    expect(
+      data
+        .filter((e: any) => drawn.includes(e.event_type) && !shown.has(e.sequence_num))
+        .map((e: any) => e.event_type),
+    ).toEqual([])
+    await shot(page, '09-after-drop')
+    await page.close()
+    // The cut, as the browser saw it, and nothing else.
+    expect(pageErrors(page)).toEqual([
+      'console: Failed to load resource: net::ERR_INCOMPLETE_CHUNKED_ENCODING',
+    ])
+  })
+
   test('model output is rendered as Markdown and never as HTML: no markup, script or foreign load runs', async () => {
     const id = await newSession('ws-console', 'Hostile')
     const page = await newPage()
@@ -331,7 +385,7 @@ describe.skipIf(!chromium)('the console in Chromium', () => {
     expect(await answer.locator('img, script, b').count()).toBe(0)
     expect(await page.evaluate('window.pwned')).toBeUndefined()
     expect(foreign).toEqual([])
-    await shot(page, '09-markdown')
+    await shot(page, '10-markdown')
     await page.close()
     expect(pageErrors(page)).toEqual([])
   })
@@ -354,13 +408,13 @@ describe.skipIf(!chromium)('the console in Chromium', () => {
         'running,queued',
       { what: 'a running and a queued turn in the queue' },
     )
-    await shot(page, '10-queue')
+    await shot(page, '11-queue')
     await page.getByRole('button', { name: 'Cancel', exact: true }).click()
     await page.locator('.turn-end.state-cancelled').waitFor()
     await page.getByText('echo: after that').waitFor()
     await page.locator('.turn-end.state-done').waitFor()
     await queue.getByText('Nothing queued').waitFor()
-    await shot(page, '11-cancelled')
+    await shot(page, '12-cancelled')
     await page.close()
     expect(pageErrors(page)).toEqual([])
   })
