@@ -249,7 +249,7 @@ describe.skipIf(!chromium)('the console in Chromium', () => {
     expect(pageErrors(page)).toEqual([])
   })
 
-  test('a permission request shows its input with Allow and Deny; Allow lets the turn finish', async () => {
+  test('a permission request shows its input with Allow and Deny; Allow lets the turn finish, Deny refuses the tool', async () => {
     const id = await newSession('ws-console', 'Permissions')
     const page = await newPage()
     await logIn(page)
@@ -271,6 +271,17 @@ describe.skipIf(!chromium)('the console in Chromium', () => {
     await tool.locator('summary').click()
     await tool.getByText('fake Bash output').waitFor()
     await shot(page, '06-permission-allowed')
+
+    // Deny: the worker is refused, and the page says so.
+    await page.getByLabel('Message').fill('clean the build')
+    await page.getByRole('button', { name: 'Send' }).click()
+    const second = page.getByRole('region', { name: 'Permission request: Bash' }).nth(1)
+    await second.getByRole('button', { name: 'Deny' }).click()
+    await second.getByText('Denied (by caller)').waitFor()
+    await until(async () => (await page.locator('.turn-end').count()) === 2, {
+      what: 'the second turn to end',
+    })
+    expect(await page.locator('details.tool.failed', { hasText: 'Bash' }).count()).toBe(1)
     await page.close()
     expect(pageErrors(page)).toEqual([])
   })

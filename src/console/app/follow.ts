@@ -13,7 +13,7 @@ export function followSession(opts: {
   sessionId: string
   signal: AbortSignal
   onEvent(e: ConsoleEvent): void
-  onState(state: 'connecting' | 'live' | 'reconnecting'): void
+  onState(state: 'connecting' | 'live' | 'reconnecting' | 'not found'): void
 }) {
   let last = 0
   let retryMs = 1000
@@ -36,6 +36,8 @@ export function followSession(opts: {
           signal: opts.signal,
         })
         if (res.status === 401) return opts.api.onUnauthorized()
+        // No such session: nothing to wait for.
+        if (res.status === 404) return opts.onState('not found')
         if (res.ok && res.body) {
           opts.onState('live')
           for await (const frame of readSse(res.body, (ms) => (retryMs = ms))) {
