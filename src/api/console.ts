@@ -38,7 +38,7 @@ const hide = { detail: { hide: true } }
 const page = () => file(CONSOLE_PAGE, 'text/html; charset=utf-8')
 
 /**
- * GET /console: the operators' page and its two files. They hold no data: every call the page
+ * GET /console: the operators' page and its files. They hold no data: every call the page
  * makes is an API call with the key the operator typed in.
  */
 export const consoleRoutes = () =>
