@@ -51,6 +51,7 @@ describe.skipIf(!chromium)('the console in Chromium', () => {
             return [
               '# Report',
               'Safe [docs](https://example.com/docs) and [bad](javascript:alert(1)).',
+              'A snake_case_name stays, _this_ is emphasis.',
               '<img src=x onerror="window.pwned=1"> <script>window.pwned=2</script>',
               '![pixel](https://tracker.example/p.gif)',
               '```',
@@ -393,6 +394,8 @@ describe.skipIf(!chromium)('the console in Chromium', () => {
     )
     expect(await answer.getByText('<img src=x onerror="window.pwned=1">').count()).toBe(1)
     expect(await answer.locator('pre code').textContent()).toBe('<b>not bold</b>')
+    expect(await answer.getByText('A snake_case_name stays,').count()).toBe(1)
+    expect(await answer.locator('em').allTextContents()).toEqual(['this'])
     expect(await answer.locator('img, script, b').count()).toBe(0)
     expect(await page.evaluate('window.pwned')).toBeUndefined()
     expect(foreign).toEqual([])

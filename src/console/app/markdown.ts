@@ -8,8 +8,9 @@ const SAFE_URL = /^(https?:|mailto:)/i
 /** Inline Markdown: `code`, **bold**, *em* / _em_, [links](url), ![images](url). */
 function inline(text: string): (Node | string)[] {
   const out: (Node | string)[] = []
+  // Underscores count only at word edges: snake_case_names stay as they are.
   const pattern =
-    /`([^`]+)`|\*\*([^*]+)\*\*|__([^_]+)__|\*([^*\s][^*]*)\*|_([^_\s][^_]*)_|!?\[([^\]]*)\]\(([^)\s]+)\)/g
+    /`([^`]+)`|\*\*([^*]+)\*\*|(?<!\w)__([^_]+)__(?!\w)|\*([^*\s][^*]*)\*|(?<!\w)_([^_\s][^_]*)_(?!\w)|!?\[([^\]]*)\]\(([^)\s]+)\)/g
   let at = 0
   for (const m of text.matchAll(pattern)) {
     if (m.index > at) out.push(text.slice(at, m.index))
