@@ -22,6 +22,7 @@ import { createImBridgeClient } from './mcp/backends/im-bridge.ts'
 import { createWorkerMcp } from './mcp/server.ts'
 import { createSessionEvents } from './sessions/client-events.ts'
 import { createGenerations, GENERATIONS_CHANNEL } from './sessions/generations.ts'
+import { createSessionOverview } from './sessions/overview.ts'
 import { createSessionService } from './sessions/service.ts'
 import { createWorkerIngress } from './sessions/worker-ingress.ts'
 import { createTurnDirectory } from './turns/directory.ts'
@@ -365,6 +366,7 @@ export async function startBroker(config: Readonly<Config>, log?: Logger): Promi
       metricsPublic: config.metricsPublic,
       access: accessLevel === 'silent' ? () => {} : (fields) => logger[accessLevel]('http', fields),
       sessions,
+      overview: createSessionOverview({ db }),
       sessionEvents,
       ingress,
       permissions,

@@ -3,6 +3,7 @@ import { existsSync } from 'node:fs'
 import { copyFile, readdir } from 'node:fs/promises'
 import { dirname, join, resolve } from 'node:path'
 import pkg from '../package.json' with { type: 'json' }
+import { chromiumBin, launchBrowser } from './helpers/browser.ts'
 import { TEST_SECRET } from './helpers/broker.ts'
 import { runCli } from './helpers/cli.ts'
 import { databases } from './helpers/databases.ts'
@@ -12,6 +13,7 @@ import { scenarioClaudeBin } from './helpers/turns.ts'
 
 const ROOT = resolve(import.meta.dir, '..')
 const BINARY = join(ROOT, 'dist/cc-broker')
+const chromium = chromiumBin()
 
 /** The compiled broker, started in `cwd` with only `env` (plus PATH and HOME). */
 async function startBinary(cwd: string, env: Record<string, string>) {
@@ -76,6 +78,24 @@ describe('the compiled binary', () => {
       await using broker = await startBinary(dir.path, {})
       expect(broker.listening).toMatchObject({ level: 'info', database: 'pglite' })
       expect(await broker.api('GET', '/healthz')).toEqual({ status: 200, body: { status: 'ok' } })
+      // The console and its bundled script come out of the binary itself.
+      const page = await fetch(`${broker.url}/console`)
+      expect(page.status).toBe(200)
+      expect(page.headers.get('content-security-policy')).toStartWith("default-src 'none'")
+      expect(await page.text()).toContain('<script type="module" src="/console/console.js">')
+      const script = await fetch(`${broker.url}/console/console.js`)
+      expect(script.headers.get('content-type')).toBe('text/javascript; charset=utf-8')
+      expect(await script.text()).toContain('/v1/overview/sessions')
+      const css = await fetch(`${broker.url}/console/console.css`)
+      expect([css.status, (await css.text()).length > 1000]).toEqual([200, true])
+      if (chromium) {
+        // And the script runs: the page draws its login form.
+        await using browser = await launchBrowser(chromium)
+        const tab = await browser.newPage()
+        await tab.goto(`${broker.url}/console`)
+        await tab.getByLabel('API key').waitFor()
+        expect(await tab.getByRole('button', { name: 'Log in' }).count()).toBe(1)
+      }
       const created = await broker.api('POST', '/v1/sessions', { workspace_id: 'ws-bin' })
       expect(created.status).toBe(201)
       sessionId = created.body.session.id

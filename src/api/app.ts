@@ -3,6 +3,7 @@ import type { Logger } from '../log.ts'
 import type { Metrics } from '../metrics.ts'
 import type { WorkerMcp } from '../mcp/server.ts'
 import type { SessionEvents } from '../sessions/client-events.ts'
+import type { SessionOverview } from '../sessions/overview.ts'
 import type { SessionService } from '../sessions/service.ts'
 import type { WorkerIngress } from '../sessions/worker-ingress.ts'
 import type { TurnDirectory } from '../turns/directory.ts'
@@ -13,6 +14,7 @@ import type { TurnStreams } from '../turns/stream.ts'
 import type { Budgets } from '../usage/budgets.ts'
 import type { WebhookService } from '../webhooks/service.ts'
 import { bodyLimit } from './body-limit.ts'
+import { consoleRoutes } from './console.ts'
 import { docs } from './docs.ts'
 import { errorMapper } from './error-mapper.ts'
 import { healthRoutes } from './health.ts'
@@ -20,6 +22,7 @@ import { jsonBody } from './json-body.ts'
 import { mcpRoutes } from './mcp.ts'
 import { observeRequests } from './observe.ts'
 import { opsRoutes } from './ops.ts'
+import { overviewRoutes } from './overview.ts'
 import { permissionsRoutes } from './permissions.ts'
 import { requestGuard } from './request-guard.ts'
 import { schedulesRoutes } from './schedules.ts'
@@ -50,6 +53,7 @@ export interface AppDeps {
   /** Writes one access log line per request (at its level), or nothing. */
   access: (fields: Record<string, unknown>) => void
   sessions: SessionService
+  overview: SessionOverview
   sessionEvents: SessionEvents
   ingress: WorkerIngress
   permissions: Permissions
@@ -80,6 +84,7 @@ export function createApp(deps: AppDeps) {
     .use(bodyLimit(deps.maxBodyBytes))
     .use(jsonBody(deps.maxBodyBytes))
     .use(docs())
+    .use(consoleRoutes())
     .use(healthRoutes(deps.checkHealth))
     .use(
       opsRoutes({
@@ -90,6 +95,7 @@ export function createApp(deps: AppDeps) {
       }),
     )
     .use(sessionsRoutes({ sessions: deps.sessions, budgets: deps.budgets, apiKeys }))
+    .use(overviewRoutes({ overview: deps.overview, apiKeys }))
     .use(workspacesRoutes({ budgets: deps.budgets, apiKeys }))
     .use(webhooksRoutes({ webhooks: deps.webhooks, apiKeys }))
     .use(sessionEventsRoutes({ sessionEvents: deps.sessionEvents, apiKeys }))

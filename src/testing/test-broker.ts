@@ -72,8 +72,15 @@ export interface TestBroker extends AsyncDisposable {
   broker: Broker
   config: Readonly<Config>
   dataDir: string
-  /** The scripted worker's turns: each it ran, and `hold(sessionId)` to keep the next one waiting. */
-  worker: { turns: ControlTurn[]; hold(sessionId: string): HeldTurn } | null
+  /**
+   * The scripted worker's turns: each it ran, `hold(sessionId)` to keep the next one waiting at
+   * its start, and `pause(sessionId)` to catch its next `{ hold: true }` step mid-turn.
+   */
+  worker: {
+    turns: ControlTurn[]
+    hold(sessionId: string): HeldTurn
+    pause(sessionId: string): HeldTurn
+  } | null
   stop(): Promise<void>
 }
 
@@ -172,7 +179,7 @@ export async function startTestBroker(options: TestBrokerOptions = {}): Promise<
       broker,
       config,
       dataDir,
-      worker: held ? { turns: held.turns, hold: (sessionId) => held.hold(sessionId) } : null,
+      worker: held ? { turns: held.turns, hold: held.hold, pause: held.pause } : null,
       stop,
       [Symbol.asyncDispose]: stop,
     }

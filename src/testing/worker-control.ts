@@ -21,8 +21,17 @@ export interface ControlTurn {
 export type WorkerStep =
   /** An assistant message with this text. */
   | { text: string }
-  /** The same, streamed first as partial text (`stream_event` frames) when the broker asks. */
-  | { stream: string }
+  /**
+   * The same, streamed first as partial text (`stream_event` frames) when the broker asks; with
+   * `hold`, the worker stops after the last partial frame until the test releases it (as a
+   * `{ hold: true }` step), then finishes the message.
+   */
+  | { stream: string; hold?: boolean }
+  /**
+   * The worker waits mid-turn until the test releases it: `pause(sessionId)` catches this, and
+   * the release's `steps` run here. With no pause waiting, it goes on at once.
+   */
+  | { hold: true }
   /** A tool call and its result, as the model and Claude Code would make them. */
   | { tool: string; input?: Record<string, unknown>; output?: string; isError?: boolean }
   /** A real call of one of the broker's MCP tools (`remote_bash`, `send_message`, …). */
@@ -58,6 +67,8 @@ export interface WorkerControl extends AsyncDisposable {
   turns: ControlTurn[]
   /** Holds the next turn of `sessionId` (a broker session id) until released. */
   hold(sessionId: string): HeldTurn
+  /** Holds the next hold step of a turn of `sessionId` until released. */
+  pause(sessionId: string): HeldTurn
   stop(): Promise<void>
 }
 
@@ -72,10 +83,17 @@ export async function startWorkerControl(
   ) => ControlAnswer | Promise<ControlAnswer> = () => ({}),
 ): Promise<WorkerControl> {
   const turns: ControlTurn[] = []
-  const holds = new Map<
-    string,
-    { arrive(t: ControlTurn): void; released: Promise<ControlAnswer> }[]
-  >()
+  type Waiting = Map<string, { arrive(t: ControlTurn): void; released: Promise<ControlAnswer> }[]>
+  const holds: Waiting = new Map()
+  const pauses: Waiting = new Map()
+  const wait = (map: Waiting, sessionId: string): HeldTurn => {
+    const arrived = Promise.withResolvers<ControlTurn>()
+    const released = Promise.withResolvers<ControlAnswer>()
+    const queue = map.get(sessionId) ?? []
+    queue.push({ arrive: arrived.resolve, released: released.promise })
+    map.set(sessionId, queue)
+    return { arrived: arrived.promise, release: (a = {}) => released.resolve(a) }
+  }
 
   const server = Bun.serve({
     hostname: '127.0.0.1',
@@ -84,11 +102,18 @@ export async function startWorkerControl(
     idleTimeout: 0,
     async fetch(request) {
       const url = new URL(request.url)
-      if (request.method !== 'POST' || url.pathname !== '/turn')
+      if (request.method !== 'POST' || !['/turn', '/hold'].includes(url.pathname))
         return Response.json({ error: 'not found' }, { status: 404 })
       const turn = (await request.json()) as ControlTurn
+      const waiting = url.pathname === '/hold' ? pauses : holds
+      const held = turn.session_id ? waiting.get(turn.session_id)?.shift() : undefined
+      if (url.pathname === '/hold') {
+        // A hold step mid-turn: it waits for a pause of its session, or goes on at once.
+        if (!held) return Response.json({})
+        held.arrive(turn)
+        return Response.json(await held.released)
+      }
       turns.push(turn)
-      const held = turn.session_id ? holds.get(turn.session_id)?.shift() : undefined
       if (held) {
         held.arrive(turn)
         return Response.json(await held.released)
@@ -110,14 +135,8 @@ export async function startWorkerControl(
   return {
     url: `http://127.0.0.1:${server.port}`,
     turns,
-    hold(sessionId) {
-      const arrived = Promise.withResolvers<ControlTurn>()
-      const released = Promise.withResolvers<ControlAnswer>()
-      const queue = holds.get(sessionId) ?? []
-      queue.push({ arrive: arrived.resolve, released: released.promise })
-      holds.set(sessionId, queue)
-      return { arrived: arrived.promise, release: (a = {}) => released.resolve(a) }
-    },
+    hold: (sessionId) => wait(holds, sessionId),
+    pause: (sessionId) => wait(pauses, sessionId),
     stop,
     [Symbol.asyncDispose]: stop,
   }

@@ -84,6 +84,8 @@ export interface WarmWorker extends IdleWorker {
   readonly budgeted: boolean
   readonly tokenExpiresAt: number
   gone: boolean
+  /** The process's latest result, which its next result's usage is counted from. */
+  lastResult: Record<string, unknown> | null
   /** A turn's push ran while the process was alive: what it wrote later is pushed at its end. */
   kept: boolean
   /** Lets the process end (stdin closed, end_session), signalling it when it does not. */
@@ -145,14 +147,17 @@ export function createTurnExecutor(deps: {
   }
 
   /** The turn's last stored result, counted (once) if it was not yet. */
-  async function storedResult(turn: TurnRow): Promise<Record<string, unknown> | null> {
+  async function storedResult(
+    turn: TurnRow,
+    previous: Record<string, unknown> | null = null,
+  ): Promise<Record<string, unknown> | null> {
     let after = 0
     let found: EventRow | null = null
     for (;;) {
       const rows = await listEventsSince(db, turn.sessionId, after, 1000, { turnId: turn.id })
       for (const r of rows) if (r.source === 'worker' && r.eventType === 'result') found = r
       if (rows.length < 1000) {
-        if (found) await deps.budgets?.record(turn, found)
+        if (found) await deps.budgets?.record(turn, found, previous)
         return found?.payload ?? null
       }
       after = rows.at(-1)!.seq
@@ -231,6 +236,7 @@ export function createTurnExecutor(deps: {
       tokenExpiresAt: Date.now() + ttl * 1000,
       gone: false,
       kept: false,
+      lastResult: null,
       async stop() {
         if (live.gone) return
         await run.finish().catch(() => {})
@@ -408,7 +414,8 @@ export function createTurnExecutor(deps: {
               }
               if (e.eventType === 'result') {
                 // Spent as soon as it is stored: the next turn's budget check sees it.
-                await deps.budgets?.record(turn, e)
+                await deps.budgets?.record(turn, e, worker.lastResult)
+                worker.lastResult = e.payload
                 survived = true
                 if (end.why === 'timeout') return timedOut()
                 return outcomeOfResult(e.payload, end.why === 'cancel')
@@ -435,7 +442,7 @@ export function createTurnExecutor(deps: {
                 continue attempts
               }
               if (end.why === 'timeout') return timedOut()
-              const result = await storedResult(turn)
+              const result = await storedResult(turn, worker.lastResult)
               if (result) return outcomeOfResult(result, end.why === 'cancel')
               if (end.why === 'cancel') return cancelled('cancelled', null)
               const tail = r.stderrTail()
@@ -448,7 +455,7 @@ export function createTurnExecutor(deps: {
               await r.finish().catch(() => {})
               if (!(await exitWithin(r, deps.stopGraceMs))) await stopWorker(r, false)
               if (end.why === 'timeout') return timedOut()
-              const result = await storedResult(turn)
+              const result = await storedResult(turn, worker.lastResult)
               return cancelled('cancelled', result ? resultSummary(result) : null)
             }
             if (next.kind === 'timeout') {

@@ -141,8 +141,13 @@ export function createBudgets(deps: {
     },
 
     /** A worker result, counted once; a budget it used up is said at once. */
-    async record(turn: TurnRow, event: { eventId: string; payload: Record<string, unknown> }) {
-      const u = resultUsage(event.payload)
+    async record(
+      turn: TurnRow,
+      event: { eventId: string; payload: Record<string, unknown> },
+      /** The same process's previous result, for a warm worker (see resultUsage). */
+      previous?: Record<string, unknown> | null,
+    ) {
+      const u = resultUsage(event.payload, previous)
       const inserted = await insertTurnUsage(db, {
         sessionId: turn.sessionId,
         eventId: event.eventId,

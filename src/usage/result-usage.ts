@@ -21,7 +21,45 @@ const num = (v: unknown) => (typeof v === 'number' && Number.isFinite(v) && v > 
  * has no such field and its totals count this process only, which for a broker turn (one
  * process, one message) is the turn. So: the per-result field when present, else the totals.
  */
-export function resultUsage(p: Record<string, unknown>): ResultUsage {
+export function resultUsage(
+  p: Record<string, unknown>,
+  /**
+   * The same process's previous result: a warm worker serves several turns, and where the
+   * totals count the process, this result's share is the difference.
+   */
+  previous?: Record<string, unknown> | null,
+): ResultUsage {
+  const own = ownUsage(p)
+  if (!previous || isObj(p.model_usage_since_last_result)) return own
+  const before = ownUsage(previous)
+  const minus = (a: number, b: number) => Math.max(0, a - b)
+  const byModel: Record<string, ModelUsage> = {}
+  for (const [model, m] of Object.entries(own.byModel)) {
+    const b = before.byModel[model]
+    byModel[model] = b
+      ? {
+          input_tokens: minus(m.input_tokens, b.input_tokens),
+          output_tokens: minus(m.output_tokens, b.output_tokens),
+          cache_read_input_tokens: minus(m.cache_read_input_tokens, b.cache_read_input_tokens),
+          cache_creation_input_tokens: minus(
+            m.cache_creation_input_tokens,
+            b.cache_creation_input_tokens,
+          ),
+          cost_usd: minus(m.cost_usd, b.cost_usd),
+        }
+      : m
+  }
+  return {
+    costUsd: minus(own.costUsd, before.costUsd),
+    inputTokens: minus(own.inputTokens, before.inputTokens),
+    outputTokens: minus(own.outputTokens, before.outputTokens),
+    cacheReadInputTokens: minus(own.cacheReadInputTokens, before.cacheReadInputTokens),
+    cacheCreationInputTokens: minus(own.cacheCreationInputTokens, before.cacheCreationInputTokens),
+    byModel,
+  }
+}
+
+function ownUsage(p: Record<string, unknown>): ResultUsage {
   const since = isObj(p.model_usage_since_last_result) ? p.model_usage_since_last_result : null
   const models = since ?? (isObj(p.modelUsage) ? p.modelUsage : {})
   const byModel: Record<string, ModelUsage> = {}

@@ -221,6 +221,39 @@ describe('startTestBroker with the scripted worker', () => {
     await until(() => aborted)
   })
 
+  test('a hold step stops the worker mid-message until released; the release’s steps run there', async () => {
+    await using b = await startTestBroker({
+      worker: { reply: { steps: [{ stream: 'Half of it', hold: true }], reply: 'Whole.' } },
+    })
+    const pause = b.worker!.pause('s9')
+    const events: BrokerEvent[] = []
+    const run = (async () => {
+      for await (const e of b.client.streamTurn({
+        sessionId: 's9',
+        workspaceId: 'w',
+        message: 'go',
+      }))
+        events.push(e)
+    })()
+    await pause.arrived
+    // Paused after the last delta: the partial text is out, the finished message is not.
+    const lastDelta = () =>
+      events.findLast((e) => (e.payload as any).event?.type === 'content_block_delta')
+    await until(() => (lastDelta()?.payload as any)?.event.delta.text === 'Half of it', {
+      what: 'the last partial frame',
+    })
+    expect(events.some((e) => e.event_type === 'assistant')).toBe(false)
+    pause.release({ steps: [{ text: 'Said while held.' }] })
+    await run
+    const texts = events
+      .filter((e) => e.event_type === 'assistant')
+      .map((e) => (e.payload as any).message.content[0].text)
+    expect(texts).toEqual(['Said while held.', 'Half of it', 'Whole.'])
+    expect(events.at(-1)).toMatchObject({ event_type: 'done', payload: { state: 'done' } })
+    // The hold step was not a turn of its own.
+    expect(b.worker!.turns.map((t) => t.session_id)).toEqual(['s9'])
+  })
+
   test('with CCBROKER_API_KEYS in config, the client carries the key and other callers are refused', async () => {
     await using b = await startTestBroker({
       config: { CCBROKER_API_KEYS: 'key-harness-0123456789' },

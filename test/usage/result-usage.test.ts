@@ -65,3 +65,26 @@ test('no modelUsage: the cost and usage fields; nothing at all: zeros', () => {
   })
   expect(resultUsage({}).costUsd).toBe(0)
 })
+
+test('2.1.120 in a warm worker: totals count the process, so a result’s share is what it adds to the last one', () => {
+  const first = {
+    type: 'result',
+    total_cost_usd: 0.0003,
+    modelUsage: { 'claude-opus-5-5': opus(10, 13, 0.0003) },
+  }
+  const second = {
+    type: 'result',
+    total_cost_usd: 0.0005,
+    modelUsage: { 'claude-opus-5-5': opus(25, 20, 0.0005) },
+  }
+  const u = resultUsage(second, first)
+  expect(u.costUsd).toBeCloseTo(0.0002, 10)
+  expect([u.inputTokens, u.outputTokens]).toEqual([15, 7])
+  expect(u.byModel['claude-opus-5-5']!.cost_usd).toBeCloseTo(0.0002, 10)
+  // 2.1.332 says what the result cost by itself: the previous one does not matter.
+  const since = {
+    ...second,
+    model_usage_since_last_result: { 'claude-opus-5-5': opus(1, 2, 0.0001) },
+  }
+  expect(resultUsage(since, first).costUsd).toBe(0.0001)
+})

@@ -75,7 +75,24 @@ export const replyOf = (scenario: Scenario, ctx: TurnCtx): Promise<string> =>
  * takes (a test holds a turn mid-way this way); an interrupt aborts the wait.
  */
 async function askControl(ctx: TurnCtx): Promise<string> {
-  const url = `${ctx.o.env.FAKE_CLAUDE_CONTROL_URL}/turn`
+  const answer = await ask(ctx, 'turn')
+  if (typeof answer.burst === 'number' && answer.burst > 0)
+    await ctx.io.emit(
+      Array.from({ length: answer.burst }, (_, i) =>
+        ctx.stamp(assistant(ctx.o.model, [{ type: 'text', text: `burst ${i}` }])),
+      ),
+    )
+  for (const step of Array.isArray(answer.steps) ? (answer.steps as Json[]) : [])
+    await runStep(ctx, step)
+  if (typeof answer.cost_usd === 'number') ctx.setCost?.(answer.cost_usd)
+  if (typeof answer.exit === 'number') die(answer.exit, `fake-claude: exits ${answer.exit} as told`)
+  if (typeof answer.fail === 'string') throw new TurnFailure(answer.fail)
+  return typeof answer.reply === 'string' ? answer.reply : ctx.echo
+}
+
+/** POSTs this turn to the control server's `path` and waits for its answer. */
+async function ask(ctx: TurnCtx, path: 'turn' | 'hold'): Promise<Json> {
+  const url = `${ctx.o.env.FAKE_CLAUDE_CONTROL_URL}/${path}`
   const body = {
     session_id: ctx.o.env.CCBROKER_SESSION_ID ?? null,
     turn_id: ctx.o.env.CCBROKER_TURN_ID ?? null,
@@ -94,19 +111,14 @@ async function askControl(ctx: TurnCtx): Promise<string> {
     return die(1, `fake-claude: control server at ${url} failed: ${(err as Error).message}`)
   })
   if (!res.ok) die(1, `fake-claude: control server answered ${res.status}: ${await res.text()}`)
-  const answer = (await abortable(res.json(), ctx.signal)) as Json
-  if (typeof answer.burst === 'number' && answer.burst > 0)
-    await ctx.io.emit(
-      Array.from({ length: answer.burst }, (_, i) =>
-        ctx.stamp(assistant(ctx.o.model, [{ type: 'text', text: `burst ${i}` }])),
-      ),
-    )
+  return (await abortable(res.json(), ctx.signal)) as Json
+}
+
+/** A hold step: waits for the test to release it, then runs the steps the release gives. */
+async function holdHere(ctx: TurnCtx): Promise<void> {
+  const answer = await ask(ctx, 'hold')
   for (const step of Array.isArray(answer.steps) ? (answer.steps as Json[]) : [])
     await runStep(ctx, step)
-  if (typeof answer.cost_usd === 'number') ctx.setCost?.(answer.cost_usd)
-  if (typeof answer.exit === 'number') die(answer.exit, `fake-claude: exits ${answer.exit} as told`)
-  if (typeof answer.fail === 'string') throw new TurnFailure(answer.fail)
-  return typeof answer.reply === 'string' ? answer.reply : ctx.echo
 }
 
 /** The turn ends with an error result carrying `message` (the model API failed, say). */
@@ -120,15 +132,21 @@ async function runStep(ctx: TurnCtx, step: Json): Promise<void> {
     return io.emit(ctx.stamp(assistant(o.model, [{ type: 'text', text: step.text }])))
   if (typeof step.stream === 'string') {
     const message = assistant(o.model, [{ type: 'text', text: step.stream }])
-    if (o.has('--include-partial-messages'))
-      await io.emit(
-        streamEvents(o.model, message.message.id, step.stream, o.transport === 'ccr').map((event) =>
-          ctx.stamp({ type: 'stream_event', event, parent_tool_use_id: null }),
-        ),
+    const frames = streamEvents(o.model, message.message.id, step.stream, o.transport === 'ccr')
+    const partial = (events: Json[]) =>
+      io.emit(
+        events.map((event) => ctx.stamp({ type: 'stream_event', event, parent_tool_use_id: null })),
         true,
       )
+    const streaming = o.has('--include-partial-messages')
+    // With `hold`, the message stops after its last delta, as if the model paused mid-write.
+    const cut = step.hold === true ? frames.findIndex((f) => f.type === 'content_block_stop') : 0
+    if (streaming && cut > 0) await partial(frames.slice(0, cut))
+    if (step.hold === true) await holdHere(ctx)
+    if (streaming) await partial(frames.slice(cut))
     return io.emit(ctx.stamp(message))
   }
+  if (step.hold === true) return holdHere(ctx)
   if (typeof step.tool === 'string') {
     const useId = toolUseId()
     ctx.numTurns++
