@@ -414,11 +414,12 @@ export function createTurnExecutor(deps: {
               }
               if (e.eventType === 'result') {
                 // Spent as soon as it is stored: the next turn's budget check sees it.
-                await deps.budgets?.record(turn, e, worker.lastResult)
+                const previous = worker.lastResult
+                await deps.budgets?.record(turn, e, previous)
                 worker.lastResult = e.payload
                 survived = true
                 if (end.why === 'timeout') return timedOut()
-                return outcomeOfResult(e.payload, end.why === 'cancel')
+                return outcomeOfResult(e.payload, end.why === 'cancel', previous)
               }
               await deps.hooks?.onWorkerEvent?.(turn, r, e)
               continue
@@ -443,7 +444,7 @@ export function createTurnExecutor(deps: {
               }
               if (end.why === 'timeout') return timedOut()
               const result = await storedResult(turn, worker.lastResult)
-              if (result) return outcomeOfResult(result, end.why === 'cancel')
+              if (result) return outcomeOfResult(result, end.why === 'cancel', worker.lastResult)
               if (end.why === 'cancel') return cancelled('cancelled', null)
               const tail = r.stderrTail()
               return failed(
@@ -456,7 +457,10 @@ export function createTurnExecutor(deps: {
               if (!(await exitWithin(r, deps.stopGraceMs))) await stopWorker(r, false)
               if (end.why === 'timeout') return timedOut()
               const result = await storedResult(turn, worker.lastResult)
-              return cancelled('cancelled', result ? resultSummary(result) : null)
+              return cancelled(
+                'cancelled',
+                result ? resultSummary(result, worker.lastResult) : null,
+              )
             }
             if (next.kind === 'timeout') {
               timeout = never

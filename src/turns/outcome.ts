@@ -35,14 +35,18 @@ export interface Outcome {
 const hasCost = (p: Record<string, unknown>) =>
   typeof p.total_cost_usd === 'number' || typeof p.modelUsage === 'object'
 
-export const resultSummary = (p: Record<string, unknown>): ResultSummary => ({
+/** `previous`: the same process's last result (a warm worker), which this one's cost counts from. */
+export const resultSummary = (
+  p: Record<string, unknown>,
+  previous?: Record<string, unknown> | null,
+): ResultSummary => ({
   subtype: p.subtype ?? null,
   is_error: p.is_error === true,
   result: typeof p.result === 'string' ? p.result : null,
   total_cost_usd: typeof p.total_cost_usd === 'number' ? p.total_cost_usd : null,
-  cost_usd: hasCost(p) ? resultUsage(p).costUsd : null,
+  cost_usd: hasCost(p) ? resultUsage(p, previous).costUsd : null,
   usage: p.usage ?? null,
-  model_usage: hasCost(p) ? resultUsage(p).byModel : null,
+  model_usage: hasCost(p) ? resultUsage(p, previous).byModel : null,
   num_turns: typeof p.num_turns === 'number' ? p.num_turns : null,
   duration_ms: typeof p.duration_ms === 'number' ? p.duration_ms : null,
 })
@@ -68,8 +72,12 @@ export const cancelled = (error: string, result: ResultSummary | null = null): O
 })
 
 /** The outcome a worker's `result` payload means; a cancel asked for wins over its success. */
-export function outcomeOfResult(p: Record<string, unknown>, cancelRequested: boolean): Outcome {
-  const summary = resultSummary(p)
+export function outcomeOfResult(
+  p: Record<string, unknown>,
+  cancelRequested: boolean,
+  previous?: Record<string, unknown> | null,
+): Outcome {
+  const summary = resultSummary(p, previous)
   if (cancelRequested) return cancelled('cancelled', summary)
   if (p.is_error === true) return failed(resultError(p), summary)
   return { state: 'done', error: null, result: summary }

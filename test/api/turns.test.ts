@@ -162,6 +162,9 @@ describe.each(TRANSPORTS)('turn API on %s', (transport) => {
           im_channel_id: 'chan-1',
           im_user_id: 'user-1',
           metadata: { trace: 'abc' },
+          // The warm worker's totals count its process (as 2.1.120's do): the turn's own cost is
+          // what this result adds to the first.
+          result: { ...resultOf('echo: two (history: 1)'), total_cost_usd: 0.0246 },
         }),
       },
     })

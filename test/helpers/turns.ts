@@ -1,7 +1,9 @@
 import { readdir, readFile, stat } from 'node:fs/promises'
 import { join } from 'node:path'
 import { createLogger, type LogFields, type Logger } from '../../src/log.ts'
-import { startTestBroker, type TestBroker } from './broker.ts'
+import { startBroker } from '../../src/broker.ts'
+import { loadConfig } from '../../src/config.ts'
+import { startTestBroker, TEST_SECRET, type TestBroker } from './broker.ts'
 import type { DatabaseKind } from './databases.ts'
 import { openSse, type SseFrame } from './sse.ts'
 import { tempDir } from './temp-dir.ts'
@@ -227,4 +229,39 @@ export function captureLog() {
   const records: LogFields[] = []
   const log = createLogger('debug', {}, (line) => void records.push(JSON.parse(line)))
   return { records, log }
+}
+
+/**
+ * A second replica of `a`: the same database, JWT secret, fake worker (recording into the same
+ * directory) and workspace store (a stdio session's transcript lives there), its own data dir.
+ * Stopping it removes its data dir.
+ */
+export async function startReplica(
+  a: TurnBroker,
+  transport: Transport,
+  env: Record<string, string> = {},
+) {
+  const dataDir = await tempDir()
+  const broker = await startBroker(
+    loadConfig({
+      CCBROKER_PORT: '0',
+      CCBROKER_DATA_DIR: dataDir.path,
+      CCBROKER_LOG_LEVEL: 'silent',
+      CCBROKER_DATABASE_URL: a.config.databaseUrl!,
+      CCBROKER_JWT_SECRET: TEST_SECRET,
+      CCBROKER_CLAUDE_BIN: a.config.claudeBin!,
+      CCBROKER_WORKER_TRANSPORT: transport,
+      CCBROKER_STOP_GRACE_MS: '300',
+      CCBROKER_WORKER_ENV: JSON.stringify({ FAKE_CLAUDE_RECORD_DIR: a.recordDir }),
+      CCBROKER_WORKSPACE_DIR: a.config.workspaceDir,
+      ...env,
+    }),
+  )
+  return {
+    url: broker.url,
+    async stop() {
+      await broker.stop()
+      await dataDir[Symbol.asyncDispose]()
+    },
+  }
 }

@@ -1,12 +1,9 @@
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test'
-import { startBroker } from '../../src/broker.ts'
-import { loadConfig } from '../../src/config.ts'
-import { TEST_SECRET } from '../helpers/broker.ts'
 import { databases } from '../helpers/databases.ts'
-import { tempDir } from '../helpers/temp-dir.ts'
 import {
   newSessionId,
   scenario,
+  startReplica,
   startTurnBroker,
   TRANSPORTS,
   workerOf,
@@ -161,23 +158,8 @@ describe.each(TRANSPORTS)('two brokers on one Postgres database, %s', (transport
     'they never run two turns of one session at once, and keep each session’s order',
     async () => {
       await using a = await startTurnBroker({ db: pg!, transport })
-      await using dataDir = await tempDir()
       // A second replica on the same database and workspace store, with the same fake worker.
-      const other = await startBroker(
-        loadConfig({
-          CCBROKER_PORT: '0',
-          CCBROKER_DATA_DIR: dataDir.path,
-          CCBROKER_LOG_LEVEL: 'silent',
-          CCBROKER_DATABASE_URL: a.config.databaseUrl!,
-          CCBROKER_JWT_SECRET: TEST_SECRET,
-          CCBROKER_CLAUDE_BIN: a.config.claudeBin!,
-          CCBROKER_WORKER_TRANSPORT: transport,
-          CCBROKER_STOP_GRACE_MS: '300',
-          CCBROKER_WORKER_ENV: `FAKE_CLAUDE_RECORD_DIR=${a.recordDir}`,
-          // Replicas share the workspace store (a stdio session's transcript lives there).
-          CCBROKER_WORKSPACE_DIR: a.config.workspaceDir,
-        }),
-      )
+      const other = await startReplica(a, transport)
       try {
         const sessions = [newSessionId('rep'), newSessionId('rep'), newSessionId('rep')]
         const ids = new Map<string, string[]>(sessions.map((s) => [s, []]))

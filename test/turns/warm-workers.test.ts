@@ -1,13 +1,10 @@
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test'
-import { startBroker } from '../../src/broker.ts'
-import { loadConfig } from '../../src/config.ts'
-import { TEST_SECRET } from '../helpers/broker.ts'
 import { databases } from '../helpers/databases.ts'
-import { tempDir } from '../helpers/temp-dir.ts'
 import {
   isRunning,
   newSessionId,
   scenario,
+  startReplica,
   startTurnBroker,
   TRANSPORTS,
   types,
@@ -260,21 +257,7 @@ describe.each(TRANSPORTS)(
         const [warm] = await a.workers(sessionId)
 
         // A second replica, once the first keeps the session's worker warm.
-        await using dataDir = await tempDir()
-        const other = await startBroker(
-          loadConfig({
-            CCBROKER_PORT: '0',
-            CCBROKER_DATA_DIR: dataDir.path,
-            CCBROKER_LOG_LEVEL: 'silent',
-            CCBROKER_DATABASE_URL: a.config.databaseUrl!,
-            CCBROKER_JWT_SECRET: TEST_SECRET,
-            CCBROKER_CLAUDE_BIN: a.config.claudeBin!,
-            CCBROKER_WORKER_TRANSPORT: transport,
-            CCBROKER_WORKER_IDLE_MS: '600000',
-            CCBROKER_WORKER_ENV: JSON.stringify({ FAKE_CLAUDE_RECORD_DIR: a.recordDir }),
-            CCBROKER_WORKSPACE_DIR: a.config.workspaceDir,
-          }),
-        )
+        const other = await startReplica(a, transport, { CCBROKER_WORKER_IDLE_MS: '600000' })
         try {
           // Asked of the other broker, run by the one holding the process.
           const two = await post(other.url, 'two')
