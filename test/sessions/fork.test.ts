@@ -18,7 +18,8 @@ const sessionArgs = (argv: string[]) =>
 describe.each(databases())('forked sessions on $name', (db) => {
   let b: TurnBroker
   beforeAll(async () => {
-    b = await startTurnBroker({ db, transport: 'stdio' })
+    // A process per turn, so that each turn's argv shows how it continues its conversation.
+    b = await startTurnBroker({ db, transport: 'stdio', env: { CCBROKER_WORKER_IDLE_MS: '0' } })
   })
   afterAll(() => b.stop())
 
