@@ -45,6 +45,9 @@ export interface AppendOptions {
   ensureSession?: NewSession
 }
 
+/** No seq the bus may take as the one before a batch: it catches up from the log instead. */
+const PREV_UNKNOWN = -1
+
 export interface AppendResult {
   /** Rows stored by this call, in seq order. */
   inserted: EventRow[]
@@ -134,7 +137,10 @@ export function createEventLog(deps: {
       if (out.kind === 'missing') throw new NotFoundError(`session ${sessionId} not found`)
       if (out.kind === 'stale') throw new StaleEpochError(opts.epoch!, out.sessionEpoch)
       if (out.kind === 'closed') throw new GenerationClosedError(opts.epoch!)
-      return published(sessionId, freshIds, seen, [], out.prevSeq, out.inserted, duplicates)
+      // The statement's max(seq) is read in its snapshot, taken before it waited for the session
+      // lock: a batch committed meanwhile (here or on another replica) is not in it. So the bus
+      // is not told a previous seq to trust; it reads what it has not published from the log.
+      return published(sessionId, freshIds, seen, [], PREV_UNKNOWN, out.inserted, duplicates)
     }
     const fresh = freshItems.map((item) => rowOf(sessionId, item, opts))
     const { inserted, prevSeq, decided } = await db.transaction(async (t) => {
