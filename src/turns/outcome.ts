@@ -36,20 +36,23 @@ const hasCost = (p: Record<string, unknown>) =>
   typeof p.total_cost_usd === 'number' || typeof p.modelUsage === 'object'
 
 /** `previous`: the same process's last result (a warm worker), which this one's cost counts from. */
-export const resultSummary = (
+export function resultSummary(
   p: Record<string, unknown>,
   previous?: Record<string, unknown> | null,
-): ResultSummary => ({
-  subtype: p.subtype ?? null,
-  is_error: p.is_error === true,
-  result: typeof p.result === 'string' ? p.result : null,
-  total_cost_usd: typeof p.total_cost_usd === 'number' ? p.total_cost_usd : null,
-  cost_usd: hasCost(p) ? resultUsage(p, previous).costUsd : null,
-  usage: p.usage ?? null,
-  model_usage: hasCost(p) ? resultUsage(p, previous).byModel : null,
-  num_turns: typeof p.num_turns === 'number' ? p.num_turns : null,
-  duration_ms: typeof p.duration_ms === 'number' ? p.duration_ms : null,
-})
+): ResultSummary {
+  const own = hasCost(p) ? resultUsage(p, previous) : null
+  return {
+    subtype: p.subtype ?? null,
+    is_error: p.is_error === true,
+    result: typeof p.result === 'string' ? p.result : null,
+    total_cost_usd: typeof p.total_cost_usd === 'number' ? p.total_cost_usd : null,
+    cost_usd: own?.costUsd ?? null,
+    usage: p.usage ?? null,
+    model_usage: own?.byModel ?? null,
+    num_turns: typeof p.num_turns === 'number' ? p.num_turns : null,
+    duration_ms: typeof p.duration_ms === 'number' ? p.duration_ms : null,
+  }
+}
 
 function resultError(p: Record<string, unknown>): string {
   const detail =

@@ -158,8 +158,12 @@ export function createStdioTransport(deps: {
         await write({ ...message.payload, session_id: spec.session.claudeSessionId })
       }
       await sendMessage(spec.turn, spec.userPayload)
-      const exited = worker.exited.then(async (code) => {
+      /** Until every line read so far is in the log. */
+      const drained = async () => {
         for (let running = flush(); running; running = flush()) await running
+      }
+      const exited = worker.exited.then(async (code) => {
+        await drained()
         return code
       })
       return {
@@ -187,7 +191,7 @@ export function createStdioTransport(deps: {
         },
         async nextTurn(next) {
           // Lines of the last turn still waiting for the database keep their turn.
-          for (let running = flush(); running; running = flush()) await running
+          await drained()
           turnId = next.turn.id
           log = next.log
           for (const request of next.controls)
